@@ -1,0 +1,149 @@
+"""The immutable config snapshot the engine reads.
+
+A snapshot is built once per (re)load, fully resolved (per-model retry/timeouts already merged
+over provider and top-level settings), and swapped atomically; a request holds on to the
+snapshot it started with, prices included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from types import MappingProxyType
+
+from proxy.pricing import Price
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter: attempt 1 immediate, then initial * 2**(n-1), capped."""
+
+    max_retries: int = 3
+    initial_backoff_ms: int = 100
+    max_backoff_ms: int = 5000
+    jitter: float = 0.1
+    max_retry_after_ms: int = 30000
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """``request_ms`` is the total budget across all attempts and backoffs."""
+
+    connect_ms: int = 5000
+    request_ms: int = 30000
+    first_byte_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSettings:
+    max_idle_per_host: int = 20
+    idle_timeout_s: float = 90
+    tcp_keepalive_s: float = 60
+    max_connections: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """Per-provider circuit breaker; ``enabled: false`` keeps it closed forever."""
+
+    enabled: bool = True
+    failure_threshold: int = 5
+    failure_rate: float = 0.5
+    window_s: float = 30
+    min_requests: int = 10
+    cooldown_s: float = 30
+    half_open_probes: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheckSettings:
+    timeout_ms: int = 2000
+    interval_s: float = 0  # 0 = no background checks; /health/providers checks on demand
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One upstream endpoint. ``api_key`` is excluded from repr so it never reaches a log."""
+
+    name: str
+    type: str
+    base_url: str
+    api_key: str = field(default="", repr=False)
+    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = Timeouts()
+    pool: PoolSettings = PoolSettings()
+    breaker: BreakerSettings = BreakerSettings()
+    health_check: HealthCheckSettings = HealthCheckSettings()
+    anthropic_version: str = "2023-06-01"
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    drop_unsupported_params: bool = False
+
+    def connection_key(self) -> tuple[object, ...]:
+        """What a pooled session depends on; unchanged key = keep the warm session on reload."""
+        return (self.type, self.base_url, self.pool, self.timeouts.connect_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """A routable model; ``name`` is the config key clients use, ``upstream_model`` the vendor id."""
+
+    name: str
+    provider: str
+    upstream_model: str
+    price: Price
+    aliases: tuple[str, ...] = ()
+    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = Timeouts()
+    fallbacks: tuple[str, ...] = ()
+    max_tokens: int = 4096
+    drop_unsupported_params: bool = False
+    price_date: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Inbound bearer tokens (already read from the environment); empty = auth off."""
+
+    tokens: tuple[str, ...] = field(default=(), repr=False)
+    protect_ops_endpoints: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingSettings:
+    level: str = "INFO"
+    format: str = "json"
+    access_log: bool = True
+    log_content: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    max_body_bytes: int = 10 * 1024 * 1024
+    drain_timeout_s: float = 30
+    auth: AuthSettings = AuthSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a request needs from the config, frozen. ``lookup`` maps names and aliases."""
+
+    providers: Mapping[str, ProviderConfig]
+    models: Mapping[str, ModelConfig]
+    lookup: Mapping[str, ModelConfig]
+    server: ServerSettings = ServerSettings()
+    version: str = ""
+    loaded_at: float = 0.0
+    source: str = ""
+    warnings: tuple[str, ...] = ()
+
+    def resolve(self, name: str) -> ModelConfig | None:
+        return self.lookup.get(name)
+
+
+def freeze(mapping: dict) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+ZERO = Decimal(0)

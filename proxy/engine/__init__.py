@@ -1,0 +1,1 @@
+"""The engine: routing, attempts with retries and fallbacks, circuit breaking, pricing."""

@@ -1,0 +1,99 @@
+"""Exact request pricing: token usage times configured per-1k prices, in ``Decimal``.
+
+Floats would drift in the last digits of ``x-llm-cost-usd``; Decimal keeps the header exact.
+Input tokens fall in three buckets priced apart: uncached input, cache reads, cache writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+_THOUSAND = Decimal(1000)
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per 1,000 tokens; cache prices default to the input price when not configured."""
+
+    input_per_1k: Decimal
+    output_per_1k: Decimal
+    cache_read_per_1k: Decimal | None = None
+    cache_write_per_1k: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts in OpenAI terms: ``prompt_tokens`` counts all input, cached included."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+    @property
+    def uncached_input_tokens(self) -> int:
+        return max(self.prompt_tokens - self.cached_tokens - self.cache_write_tokens, 0)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    @classmethod
+    def from_openai(cls, usage: Mapping[str, Any] | None) -> Usage:
+        """Read an OpenAI ``usage`` object (``prompt_tokens_details`` may be absent or null)."""
+        if not usage:
+            return cls()
+        details = usage.get("prompt_tokens_details") or {}
+        return cls(
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            cached_tokens=int(details.get("cached_tokens") or 0),
+            cache_write_tokens=int(details.get("cache_write_tokens") or 0),
+        )
+
+    @classmethod
+    def from_anthropic(cls, usage: Mapping[str, Any] | None) -> Usage:
+        """Read an Anthropic ``usage`` object, whose ``input_tokens`` excludes cached tokens."""
+        if not usage:
+            return cls()
+        read = int(usage.get("cache_read_input_tokens") or 0)
+        write = int(usage.get("cache_creation_input_tokens") or 0)
+        return cls(
+            prompt_tokens=int(usage.get("input_tokens") or 0) + read + write,
+            completion_tokens=int(usage.get("output_tokens") or 0),
+            cached_tokens=read,
+            cache_write_tokens=write,
+        )
+
+
+def cost(price: Price, usage: Usage) -> Decimal:
+    """The exact USD cost of ``usage`` at ``price``."""
+    read = price.cache_read_per_1k if price.cache_read_per_1k is not None else price.input_per_1k
+    write = price.cache_write_per_1k if price.cache_write_per_1k is not None else price.input_per_1k
+    total = (
+        usage.uncached_input_tokens * price.input_per_1k
+        + usage.cached_tokens * read
+        + usage.cache_write_tokens * write
+        + usage.completion_tokens * price.output_per_1k
+    )
+    return total / _THOUSAND
+
+
+def format_usd(amount: Decimal) -> str:
+    """A plain decimal string (never exponent notation): ``0.00105``, ``0``."""
+    text = format(amount.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def usd_number(amount: Decimal) -> float:
+    """The JSON number for ``usage.cost``; the shortest float repr keeps the same digits."""
+    return float(format_usd(amount))
+
+
+def cheapest(prices: Iterable[tuple[str, Price]]) -> str | None:
+    """Name of the cheapest model, by input plus output price per 1k tokens."""
+    best = min(prices, key=lambda item: item[1].input_per_1k + item[1].output_per_1k, default=None)
+    return best[0] if best else None

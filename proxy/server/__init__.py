@@ -1,0 +1,1 @@
+"""The HTTP server: aiohttp app, thin handlers, lifecycle."""

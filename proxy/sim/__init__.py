@@ -1,0 +1,1 @@
+"""A simulated vendor upstream speaking the real OpenAI and Anthropic wire formats over loopback."""
