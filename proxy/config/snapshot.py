@@ -86,7 +86,7 @@ class ProviderConfig:
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """A routable model; ``name`` is the config key clients use, ``upstream_model`` the vendor id."""
+    """A routable model: ``name`` is what clients ask for, ``upstream_model`` the vendor id."""
 
     name: str
     provider: str

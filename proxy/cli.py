@@ -1,0 +1,178 @@
+"""The ``llm-edge-agent`` command: serve, check, models, cost, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from decimal import Decimal
+from pathlib import Path
+
+from proxy import __version__
+
+DEFAULT_PORT = 8787
+
+
+def _default_config() -> str:
+    return os.environ.get("LLM_EDGE_CONFIG", "config.yaml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llm-edge-agent", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"llm-edge-agent {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the gateway until SIGTERM/SIGINT")
+    serve.add_argument(
+        "--config", default=None, help="config file (default: $LLM_EDGE_CONFIG or ./config.yaml)"
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (SO_REUSEPORT)")
+    serve.add_argument("--no-watch", action="store_true", help="do not watch the config file")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
+
+    check = commands.add_parser("check", help="validate a config file")
+    check.add_argument("path", nargs="?", default=None)
+
+    models = commands.add_parser("models", help="list configured models and prices")
+    models.add_argument("--config", default=None)
+
+    cost = commands.add_parser("cost", help="price a request")
+    cost.add_argument("model")
+    cost.add_argument("--input", type=int, required=True, help="input tokens")
+    cost.add_argument("--output", type=int, required=True, help="output tokens")
+    cost.add_argument("--cached", type=int, default=0, help="of the input, cache-read tokens")
+    cost.add_argument("--config", default=None)
+
+    demo = commands.add_parser("demo", help="run offline against a simulated vendor")
+    demo.add_argument("--requests", type=int, default=0, help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"serve": _serve, "check": _check, "models": _models, "cost": _cost, "demo": _demo}[
+        args.command
+    ]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load(path: str | None):
+    from proxy.config.build import load_snapshot
+    from proxy.config.loader import ConfigError
+
+    try:
+        return load_snapshot(Path(path or _default_config()))
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from proxy.logs import configure_logging
+    from proxy.server.run import install_uvloop, serve
+
+    config = Path(args.config or _default_config())
+    if args.workers > 1:
+        from proxy.server.workers import run_workers
+
+        _load(str(config))  # fail fast, once, on an invalid config
+        worker_args = ["--config", str(config), "--host", args.host, "--port", str(args.port)]
+        if args.no_watch:
+            worker_args.append("--no-watch")
+        return run_workers(args.workers, worker_args)
+    snapshot = _load(str(config))
+    configure_logging(snapshot.server.logging)
+    for warning in snapshot.warnings:
+        logging.getLogger("llm_edge_agent").warning("%s", warning)
+    _warn_exposed(args.host, snapshot)
+    install_uvloop()
+    return asyncio.run(
+        serve(
+            snapshot,
+            config,
+            args.host,
+            args.port,
+            watch=not args.no_watch,
+            reuse_port=args.reuse_port,
+        )
+    )
+
+
+def _warn_exposed(host: str, snapshot: object) -> None:
+    """Loud warning: a non-loopback bind without inbound auth lets anyone spend the keys."""
+    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+    tokens = getattr(getattr(snapshot, "server", None), "auth", None)
+    if not loopback and not getattr(tokens, "tokens", ()):
+        print(
+            "WARNING: llm-edge-agent is listening on a non-loopback address without inbound "
+            "auth (server.auth.tokens_env): anyone who can reach it can spend your vendor "
+            "keys.",
+            file=sys.stderr,
+        )
+
+
+def _check(args: argparse.Namespace) -> int:
+    from proxy.config.build import check
+
+    problems, warnings = check(Path(args.path or _default_config()))
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for line in problems:
+        print(line)
+    if not problems:
+        print(f"{args.path or _default_config()}: ok")
+    return 1 if problems else 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    snapshot = _load(args.config)
+    rows = [("MODEL", "PROVIDER", "UPSTREAM", "IN $/1K", "OUT $/1K", "ALIASES")]
+    for model in snapshot.models.values():
+        rows.append(
+            (
+                model.name,
+                model.provider,
+                model.upstream_model,
+                str(model.price.input_per_1k),
+                str(model.price.output_per_1k),
+                ", ".join(model.aliases),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return 0
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from proxy.pricing import Usage, cost, format_usd
+
+    snapshot = _load(args.config)
+    model = snapshot.resolve(args.model)
+    if model is None:
+        print(f"unknown model: {args.model}", file=sys.stderr)
+        return 1
+    if min(args.input, args.output, args.cached) < 0 or args.cached > args.input:
+        print("token counts must be >= 0 and --cached <= --input", file=sys.stderr)
+        return 2
+    usage = Usage(
+        prompt_tokens=args.input, completion_tokens=args.output, cached_tokens=args.cached
+    )
+    amount: Decimal = cost(model.price, usage)
+    print(format_usd(amount))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from proxy.demo import run_demo
+
+    return run_demo()

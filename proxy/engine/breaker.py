@@ -1,0 +1,122 @@
+"""A circuit breaker per provider.
+
+Closed: requests flow; provider-side failures (transport, timeouts, 5xx, 529, 429) are counted.
+It opens after ``failure_threshold`` consecutive failures, or when the failure rate over the
+last ``window_s`` reaches ``failure_rate`` with at least ``min_requests`` outcomes. Open: calls
+fail fast (or fall back) for ``cooldown_s``. Half-open: up to ``half_open_probes`` requests go
+through; a success closes it, a failure re-opens it. Client and configuration errors (400, 401,
+403, 404, 413, 422) are never recorded, so one bad request or key cannot trip it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from enum import StrEnum
+
+from proxy.config.snapshot import BreakerSettings
+
+
+class State(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class Breaker:
+    """Not thread-safe by design: each worker process runs one event loop."""
+
+    def __init__(self, settings: BreakerSettings, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self._clock = clock
+        self._state = State.CLOSED
+        self._consecutive = 0
+        self._outcomes: deque[tuple[float, bool]] = deque()
+        self._opened_at = 0.0
+        self._probes = 0
+        self.transitions = 0
+
+    @property
+    def state(self) -> State:
+        if (
+            self._state is State.OPEN
+            and self._clock() - self._opened_at >= self.settings.cooldown_s
+        ):
+            self._state, self._probes = State.HALF_OPEN, 0
+            self.transitions += 1
+        return self._state
+
+    def allow(self) -> bool:
+        """May a request go to this provider now? Reserves a probe slot when half-open."""
+        if not self.settings.enabled:
+            return True
+        state = self.state
+        if state is State.CLOSED:
+            return True
+        if state is State.HALF_OPEN and self._probes < self.settings.half_open_probes:
+            self._probes += 1
+            return True
+        return False
+
+    def record_success(self) -> None:
+        self._consecutive = 0
+        self._remember(False)
+        if self._state is not State.CLOSED:
+            self._close()
+
+    def record_failure(self) -> None:
+        if not self.settings.enabled:
+            return
+        self._consecutive += 1
+        self._remember(True)
+        if self._state is State.HALF_OPEN or self._tripped():
+            self._open()
+
+    def release_probe(self) -> None:
+        """A half-open probe ended without a provider verdict (e.g. a client error)."""
+        if self._state is State.HALF_OPEN and self._probes > 0:
+            self._probes -= 1
+
+    def _remember(self, failed: bool) -> None:
+        now = self._clock()
+        self._outcomes.append((now, failed))
+        horizon = now - self.settings.window_s
+        while self._outcomes and self._outcomes[0][0] < horizon:
+            self._outcomes.popleft()
+
+    def _tripped(self) -> bool:
+        if self._consecutive >= self.settings.failure_threshold:
+            return True
+        total = len(self._outcomes)
+        if total < self.settings.min_requests:
+            return False
+        failures = sum(1 for _, failed in self._outcomes if failed)
+        return failures / total >= self.settings.failure_rate
+
+    def _open(self) -> None:
+        self._state, self._opened_at, self._probes = State.OPEN, self._clock(), 0
+        self.transitions += 1
+
+    def _close(self) -> None:
+        self._state, self._consecutive = State.CLOSED, 0
+        self._outcomes.clear()
+        self.transitions += 1
+
+
+class Breakers:
+    """One breaker per provider name; settings changes on reload take effect in place."""
+
+    def __init__(self) -> None:
+        self._by_provider: dict[str, Breaker] = {}
+
+    def get(self, provider: str, settings: BreakerSettings) -> Breaker:
+        breaker = self._by_provider.get(provider)
+        if breaker is None:
+            breaker = self._by_provider[provider] = Breaker(settings)
+        elif breaker.settings != settings:
+            breaker.settings = settings
+        return breaker
+
+    def states(self) -> dict[str, str]:
+        return {name: str(b.state) for name, b in self._by_provider.items()}

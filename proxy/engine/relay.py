@@ -1,0 +1,139 @@
+"""The stream relay: upstream SSE bytes in, client SSE bytes out, usage and cost stamped.
+
+Pure and synchronous (no I/O), so it is unit-testable on recorded streams: the server feeds it
+what the upstream sends and writes what it returns. Pass-through events are forwarded as the
+upstream's own bytes; only events the gateway changes (usage, cost) are re-serialised.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from proxy.engine.dialects import ANTHROPIC, OPENAI
+from proxy.errors import ErrorType, GatewayError
+from proxy.pricing import Price, Usage, cost, usd_number
+from proxy.providers.base import StreamTranslator
+from proxy.sse import DONE, Event, SSEParser, encode_data, encode_named
+
+JSON = dict[str, Any]
+
+
+class StreamRelay:
+    """One stream's translation state. ``done`` once the upstream's terminal event was seen."""
+
+    def __init__(
+        self,
+        *,
+        dialect: str,
+        wire: str,
+        translator: StreamTranslator | None,
+        include_usage: bool,
+        price: Price,
+    ) -> None:
+        self.dialect, self.wire = dialect, wire
+        self._translator = translator
+        self._include_usage = include_usage
+        self._price = price
+        self._parser = SSEParser()
+        self._start_usage: JSON = {}
+        self.usage: Usage | None = None
+        self.cost: Decimal | None = None
+        self.done = False
+        self.error: str | None = None
+        self.events_out = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Bytes for the client in answer to ``chunk`` from the upstream (maybe empty)."""
+        out = [self._on_event(event) for event in self._parser.feed(chunk)]
+        return b"".join(out)
+
+    def end(self) -> bytes:
+        """The upstream closed its body: flush, and end with an error event if it was cut."""
+        tail = b"".join(self._on_event(event) for event in self._parser.close())
+        if self.done:
+            return tail
+        cut = GatewayError(
+            ErrorType.PROVIDER_ERROR, "The upstream stream ended before it was complete."
+        )
+        return tail + self.fail(cut)
+
+    def fail(self, error: GatewayError) -> bytes:
+        """An error event in the client's dialect (after the stream began, it is all we can do)."""
+        self.done, self.error = True, str(error.type)
+        self.events_out += 1
+        if self.dialect == OPENAI:
+            return encode_data(error.openai_body())
+        return encode_named("error", error.anthropic_body())
+
+    def _on_event(self, event: Event) -> bytes:
+        if self.done:
+            return b""
+        if self.wire == OPENAI and event.data == b"[DONE]":
+            return self._upstream_finished()
+        try:
+            payload = orjson.loads(event.data)
+        except orjson.JSONDecodeError:
+            return self.fail(
+                GatewayError(
+                    ErrorType.PROVIDER_ERROR, "The upstream sent an unreadable stream event."
+                )
+            )
+        if not isinstance(payload, dict):
+            return b""
+        name = event.name or payload.get("type") if self.wire == ANTHROPIC else None
+        if self._translator is None:
+            out = self._emit(name, payload, event.data)
+        else:
+            out = b"".join(self._emit(n, p, None) for n, p in self._translator.feed(name, payload))
+        if self.wire == ANTHROPIC and name == "message_stop":
+            return out + self._upstream_finished()
+        return out
+
+    def _upstream_finished(self) -> bytes:
+        out = b""
+        if self._translator is not None:
+            out = b"".join(self._emit(n, p, None) for n, p in self._translator.finish())
+        self.done = True
+        if self.dialect == OPENAI:
+            self.events_out += 1
+            return out + DONE
+        return out
+
+    def _emit(self, name: str | None, payload: JSON, raw: bytes | None) -> bytes:
+        """Stamp usage/cost where the dialect carries them, then encode (raw when unchanged)."""
+        if "error" in payload and (self.dialect == OPENAI or name == "error"):
+            self.error = _error_type(payload)
+            self.done = self.dialect == ANTHROPIC or self.done
+        elif self.dialect == OPENAI and payload.get("usage"):
+            self._stamp(Usage.from_openai(payload["usage"]), payload["usage"])
+            if not self._include_usage:
+                if not payload.get("choices"):
+                    return b""
+                payload["usage"] = None
+            raw = None
+        elif self.dialect == ANTHROPIC and name == "message_start":
+            self._start_usage = dict((payload.get("message") or {}).get("usage") or {})
+        elif self.dialect == ANTHROPIC and name == "message_delta":
+            usage = payload.setdefault("usage", {})
+            merged = {**self._start_usage, **{k: v for k, v in usage.items() if v is not None}}
+            self._stamp(Usage.from_anthropic(merged), usage)
+            raw = None
+        self.events_out += 1
+        if self.dialect == OPENAI:
+            return encode_data(raw if raw is not None else payload)
+        return encode_named(name or str(payload.get("type")), raw if raw is not None else payload)
+
+    def _stamp(self, usage: Usage, target: JSON) -> None:
+        self.usage = usage
+        self.cost = cost(self._price, usage)
+        target["cost"] = usd_number(self.cost)
+
+
+def _error_type(payload: JSON) -> str:
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return str(error.get("type") or "provider_error")
+    return "provider_error"

@@ -1,0 +1,91 @@
+"""The gateway's long-lived state: the current snapshot, pooled sessions, breakers, observers.
+
+The snapshot is swapped by assigning one attribute (atomic under the event loop); a request
+reads ``state.snapshot`` once at its start and keeps that object to its end.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from proxy.config.snapshot import Snapshot
+from proxy.engine.breaker import Breakers
+from proxy.engine.pool import Pools
+from proxy.pricing import Usage
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What one finished request did; metrics and the access log are built from it."""
+
+    request_id: str
+    dialect: str
+    model_requested: str
+    stream: bool
+    status: int = 0
+    model: str | None = None
+    upstream_model: str | None = None
+    provider: str | None = None
+    error_type: str | None = None
+    attempts: int = 0
+    usage: Usage | None = None
+    cost: Decimal | None = None
+    latency_s: float = 0.0
+    upstream_s: float = 0.0
+    overhead_s: float = 0.0
+    first_token_s: float | None = None
+    bytes_in: int = 0
+    bytes_out: int = 0
+    client_disconnected: bool = False
+    dropped_params: tuple[str, ...] = ()
+    started_at: float = field(default_factory=time.time)
+
+
+Observer = Callable[[RequestRecord], None]
+
+
+@dataclass
+class ReloadStatus:
+    ok: bool = True
+    at: float = 0.0
+    error: str | None = None
+    source: str = "startup"
+
+
+class GatewayState:
+    """Owned by the server app; one per worker process."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.pools = Pools()
+        self.breakers = Breakers()
+        self.observers: list[Observer] = []
+        self.last_reload = ReloadStatus(ok=True, at=snapshot.loaded_at)
+        self.draining = False
+        self.health: dict[str, Any] = {}  # provider name -> latest proxy.engine.health.Health
+        self.in_flight = 0
+        self.streams_open = 0
+
+    def start(self) -> None:
+        """Create the pooled sessions (needs the running loop)."""
+        self.pools.sync(self.snapshot)
+
+    def swap(self, snapshot: Snapshot, source: str = "reload") -> None:
+        """Make ``snapshot`` current; running requests keep the one they started with."""
+        self.pools.sync(snapshot)
+        self.snapshot = snapshot
+        self.last_reload = ReloadStatus(ok=True, at=time.time(), source=source)
+
+    def reload_failed(self, error: str, source: str = "reload") -> None:
+        self.last_reload = ReloadStatus(ok=False, at=time.time(), error=error, source=source)
+
+    def observe(self, record: RequestRecord) -> None:
+        for observer in self.observers:
+            observer(record)
+
+    async def close(self) -> None:
+        await self.pools.close()

@@ -1,0 +1,146 @@
+"""One upstream attempt over a pooled session: send, classify the outcome, return or raise.
+
+Transport failures, timeouts, unreadable bodies and wrong content types become retryable
+GatewayErrors; HTTP error statuses go through the vendor's own error mapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from proxy.engine.pool import Pools
+from proxy.engine.relay import StreamRelay
+from proxy.engine.route import Target
+from proxy.errors import ErrorType, GatewayError
+
+
+@dataclass(slots=True)
+class Reply:
+    """A complete upstream JSON response in the vendor's wire format."""
+
+    payload: dict[str, Any]
+    headers: Mapping[str, str]
+
+
+@dataclass(slots=True)
+class OpenStream:
+    """An upstream stream whose first event has arrived; the caller relays the rest.
+
+    ``close()`` must be called exactly once: it releases the connection (or drops it when the
+    stream did not finish) and the session lease.
+    """
+
+    response: aiohttp.ClientResponse
+    relay: StreamRelay
+    first: bytes
+    _stack: contextlib.AsyncExitStack
+
+    async def close(self) -> None:
+        if not self.relay.done:
+            self.response.close()  # unfinished: the connection cannot be reused
+        self.response.release()
+        await self._stack.aclose()
+
+
+def transport_error(exc: BaseException) -> GatewayError:
+    """A retryable error for a failure below HTTP; never echoes request data."""
+    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+        return GatewayError(
+            ErrorType.TIMEOUT,
+            "The upstream did not answer in time.",
+            retryable=True,
+            counts_against_provider=True,
+        )
+    detail = type(exc).__name__
+    return GatewayError(
+        ErrorType.HTTP_ERROR,
+        f"Could not reach the upstream ({detail}).",
+        retryable=True,
+        counts_against_provider=True,
+    )
+
+
+def _bad_reply(message: str) -> GatewayError:
+    return GatewayError(
+        ErrorType.PROVIDER_ERROR, message, retryable=True, counts_against_provider=True
+    )
+
+
+async def complete(
+    pools: Pools, target: Target, body: bytes, request_id: str, timeout_s: float
+) -> Reply:
+    """A non-streaming attempt bounded by ``timeout_s``."""
+    req = target.vendor.chat_request(target.provider, body, stream=False)
+    headers = {**req.headers, "x-request-id": request_id}
+    async with pools.lease(target.provider) as session:
+        try:
+            async with (
+                asyncio.timeout(timeout_s),
+                session.request(req.method, req.url, data=req.body, headers=headers) as response,
+            ):
+                data = await response.read()
+                status, reply_headers = response.status, response.headers
+                content_type = response.content_type
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise transport_error(exc) from None
+    if status != 200:
+        raise target.vendor.error_from_upstream(status, data, reply_headers)
+    if content_type != "application/json":
+        raise _bad_reply(f"The upstream answered with content type '{content_type}'.")
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        raise _bad_reply("The upstream answered with invalid JSON.") from None
+    if not isinstance(payload, dict):
+        raise _bad_reply("The upstream answered with a JSON value that is not an object.")
+    return Reply(payload, reply_headers)
+
+
+async def open_stream(
+    pools: Pools, target: Target, body: bytes, request_id: str, timeout_s: float, relay: StreamRelay
+) -> OpenStream:
+    """A streaming attempt: returns once the upstream's first event is translated.
+
+    ``timeout_s`` bounds the time to that first event (the stream's first-byte deadline).
+    """
+    req = target.vendor.chat_request(target.provider, body, stream=True)
+    headers = {**req.headers, "x-request-id": request_id, "accept": "text/event-stream"}
+    stack = contextlib.AsyncExitStack()
+    session = await stack.enter_async_context(pools.lease(target.provider))
+    response: aiohttp.ClientResponse | None = None
+    try:
+        async with asyncio.timeout(timeout_s):
+            response = await session.request(req.method, req.url, data=req.body, headers=headers)
+            if response.status != 200:
+                data = await response.read()
+                raise target.vendor.error_from_upstream(response.status, data, response.headers)
+            if response.content_type != "text/event-stream":
+                raise _bad_reply(
+                    f"The upstream answered a stream with content type '{response.content_type}'."
+                )
+            first = await _first_output(response, relay)
+        return OpenStream(response, relay, first, stack)
+    except BaseException as exc:
+        if response is not None:
+            response.close()
+        await stack.aclose()
+        if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError):
+            raise transport_error(exc) from None
+        raise
+
+
+async def _first_output(response: aiohttp.ClientResponse, relay: StreamRelay) -> bytes:
+    while True:
+        chunk = await response.content.readany()
+        if not chunk:
+            raise _bad_reply("The upstream closed the stream before its first event.")
+        out = relay.feed(chunk)
+        if out:
+            return out

@@ -1,0 +1,265 @@
+"""The completion endpoints: ``/v1/chat/completions`` (OpenAI dialect) and ``/v1/messages``
+(Anthropic dialect). Thin: read, check, hand to the engine, write, record."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import orjson
+from aiohttp import web
+
+from proxy.engine import attempts, upstream
+from proxy.engine.attempts import Call, CallFailed
+from proxy.engine.dialects import ANTHROPIC, OPENAI, client_response, stream_translator, wants_usage
+from proxy.engine.relay import StreamRelay
+from proxy.engine.route import Target
+from proxy.engine.state import GatewayState, RequestRecord
+from proxy.errors import ErrorType, GatewayError, invalid_request, model_not_found, too_large
+from proxy.pricing import Usage, cost, format_usd, usd_number
+from proxy.providers.anthropic.request import validate_messages_request
+from proxy.providers.openai import validate_chat_request
+from proxy.server.keys import STATE
+
+TIMEOUT_HEADER = "x-llm-timeout-ms"
+_JSON = "application/json"
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, OPENAI)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, ANTHROPIC)
+
+
+async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
+    state: GatewayState = request.app[STATE]
+    snapshot = state.snapshot  # this request's snapshot, to its end
+    started = time.perf_counter()
+    request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+    record = RequestRecord(request_id, dialect, "", False)
+    state.in_flight += 1
+    call: Call | None = None
+    try:
+        raw = await _read_body(request, snapshot.server.max_body_bytes)
+        record.bytes_in = len(raw)
+        body = _parse(raw, dialect)
+        record.model_requested, record.stream = str(body["model"]), bool(body.get("stream"))
+        call = Call(
+            dialect,
+            body,
+            raw,
+            record.stream,
+            snapshot,
+            request_id,
+            _deadline(request, snapshot, record.model_requested),
+        )
+        if call.stream:
+            return await _stream(request, state, call, record, started)
+        return await _complete(state, call, record, started)
+    except CallFailed as failed:
+        return _error(dialect, failed.error, record, call, failed.target)
+    except GatewayError as error:
+        return _error(dialect, error, record, call, None)
+    finally:
+        state.in_flight -= 1
+        record.latency_s = time.perf_counter() - started
+        if call is not None:
+            record.attempts, record.upstream_s = call.attempts, call.upstream_s
+            record.dropped_params = call.dropped
+        state.observe(record)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes (413) before reading them when declared."""
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise too_large(limit)
+        return await request.read()
+    chunks, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _parse(raw: bytes, dialect: str) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid_request(f"The request body is not valid JSON: {exc.msg}.") from None
+    if dialect == OPENAI:
+        validate_chat_request(body)
+    else:
+        validate_messages_request(body)
+    return body
+
+
+def _deadline(request: web.Request, snapshot: Any, model_name: str) -> float:
+    """Now plus the model's total budget, or the client's shorter ``x-llm-timeout-ms``."""
+    model = snapshot.resolve(model_name)
+    if model is None:
+        raise model_not_found(model_name)
+    budget_ms = float(model.timeouts.request_ms)
+    asked = request.headers.get(TIMEOUT_HEADER)
+    if asked:
+        try:
+            budget_ms = min(budget_ms, max(float(asked), 1.0))
+        except ValueError:
+            raise invalid_request(
+                f"'{TIMEOUT_HEADER}' must be a number of milliseconds.", TIMEOUT_HEADER
+            ) from None
+    return time.monotonic() + budget_ms / 1000
+
+
+async def _complete(
+    state: GatewayState, call: Call, record: RequestRecord, started: float
+) -> web.Response:
+    async def once(target: Target, body: bytes, remaining: float) -> upstream.Reply:
+        return await upstream.complete(state.pools, target, body, call.request_id, remaining)
+
+    reply, target = await attempts.run(call, state.breakers, once)
+    usage = target.vendor.usage(reply.payload)
+    amount = cost(target.model.price, usage)
+    payload = client_response(call.dialect, target.vendor.wire, reply.payload, int(time.time()))
+    if not isinstance(payload.get("usage"), dict):
+        payload["usage"] = {}
+    payload["usage"]["cost"] = usd_number(amount)
+    data = orjson.dumps(payload)
+    _finish_record(record, target, 200, usage, amount, len(data))
+    headers = _headers(call, target, record, started)
+    headers.update(
+        {
+            "x-llm-input-tokens": str(usage.prompt_tokens),
+            "x-llm-output-tokens": str(usage.completion_tokens),
+            "x-llm-cost-usd": format_usd(amount),
+        }
+    )
+    return web.Response(body=data, status=200, headers=headers, content_type=_JSON)
+
+
+async def _stream(
+    request: web.Request, state: GatewayState, call: Call, record: RequestRecord, started: float
+) -> web.StreamResponse:
+    include_usage = wants_usage(call.body) if call.dialect == OPENAI else True
+    created = int(time.time())
+
+    async def once(target: Target, body: bytes, remaining: float) -> upstream.OpenStream:
+        wire = target.vendor.wire
+        relay = StreamRelay(
+            dialect=call.dialect,
+            wire=wire,
+            include_usage=include_usage,
+            translator=stream_translator(call.dialect, wire, created, target.upstream_model),
+            price=target.model.price,
+        )
+        first_byte_ms = target.model.timeouts.first_byte_ms
+        limit = min(remaining, first_byte_ms / 1000) if first_byte_ms else remaining
+        return await upstream.open_stream(state.pools, target, body, call.request_id, limit, relay)
+
+    opened, target = await attempts.run(call, state.breakers, once)
+    state.streams_open += 1
+    try:
+        response = web.StreamResponse(status=200, headers=_headers(call, target, record, started))
+        response.content_type = "text/event-stream"
+        response.headers["cache-control"] = "no-cache"
+        await response.prepare(request)
+        await response.write(opened.first)
+        record.first_token_s = time.perf_counter() - started
+        record.bytes_out = len(opened.first)
+        await _relay_rest(response, opened, call, record)
+        await response.write_eof()
+        return response
+    except (ConnectionResetError, asyncio.CancelledError):
+        record.client_disconnected = True
+        raise
+    finally:
+        state.streams_open -= 1
+        relay = opened.relay
+        await opened.close()
+        _finish_record(record, target, 200, relay.usage, relay.cost, record.bytes_out)
+        record.error_type = relay.error
+
+
+async def _relay_rest(
+    response: web.StreamResponse, opened: upstream.OpenStream, call: Call, record: RequestRecord
+) -> None:
+    """Copy the upstream's stream to the client until it ends, fails or the deadline passes."""
+    relay, reader = opened.relay, opened.response.content
+    try:
+        async with asyncio.timeout(max(call.deadline - time.monotonic(), 0.001)):
+            while not relay.done:
+                try:
+                    chunk = await reader.readany()
+                except (aiohttp.ClientError, OSError) as exc:
+                    out = relay.fail(upstream.transport_error(exc))
+                else:
+                    out = relay.feed(chunk) if chunk else relay.end()
+                if out:
+                    record.bytes_out += len(out)
+                    await response.write(out)
+    except TimeoutError:
+        out = relay.fail(
+            GatewayError(
+                ErrorType.TIMEOUT,
+                "The request's deadline passed while the upstream was still streaming.",
+            )
+        )
+        record.bytes_out += len(out)
+        await response.write(out)
+
+
+def _finish_record(
+    record: RequestRecord,
+    target: Target,
+    status: int,
+    usage: Usage | None,
+    amount: Decimal | None,
+    bytes_out: int,
+) -> None:
+    record.status, record.usage, record.cost, record.bytes_out = status, usage, amount, bytes_out
+    record.model, record.upstream_model = target.model.name, target.upstream_model
+    record.provider = target.provider.name
+
+
+def _headers(call: Call, target: Target, record: RequestRecord, started: float) -> dict[str, str]:
+    overhead = time.perf_counter() - started - call.upstream_s - call.waited_s
+    record.overhead_s = max(overhead, 0.0)
+    return {
+        "x-request-id": call.request_id,
+        "x-llm-provider": target.provider.name,
+        "x-llm-model": target.upstream_model,
+        "x-llm-attempts": str(call.attempts),
+        "x-llm-overhead-ms": f"{record.overhead_s * 1000:.3f}",
+    }
+
+
+def _error(
+    dialect: str,
+    error: GatewayError,
+    record: RequestRecord,
+    call: Call | None,
+    target: Target | None,
+) -> web.Response:
+    record.status, record.error_type = error.status, str(error.type)
+    headers = error.headers()
+    headers["x-request-id"] = record.request_id
+    if call is not None:
+        headers["x-llm-attempts"] = str(call.attempts)
+        if call.attempts > 1:
+            headers["x-should-retry"] = "false"  # we already retried; don't multiply it
+    if target is not None and call is not None and call.attempts:
+        headers["x-llm-provider"] = target.provider.name
+        headers["x-llm-model"] = target.upstream_model
+        record.provider, record.model = target.provider.name, target.model.name
+    body = error.openai_body() if dialect == OPENAI else error.anthropic_body()
+    return web.Response(
+        body=orjson.dumps(body), status=error.status, headers=headers, content_type=_JSON
+    )
