@@ -1,0 +1,170 @@
+"""Turn validated config data into the frozen :class:`Snapshot` the engine reads.
+
+Settings resolve most specific first, field by field: a model's ``retry: {max_retries: 0}``
+changes only that field and keeps the provider's and top level's other retry fields.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from proxy.config.loader import ConfigError, Problem, read_document
+from proxy.config.snapshot import (
+    AuthSettings,
+    BreakerSettings,
+    HealthCheckSettings,
+    LoggingSettings,
+    ModelConfig,
+    PoolSettings,
+    ProviderConfig,
+    RetryPolicy,
+    ServerSettings,
+    Snapshot,
+    Timeouts,
+)
+from proxy.config.validate import coerce_env_values, find_warnings, validate
+from proxy.pricing import Price
+
+Data = Mapping[str, Any]
+
+
+def _section(*layers: Any) -> dict[str, Any]:
+    """Merge dict layers, later ones winning field by field; non-dicts count as empty."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        if isinstance(layer, dict):
+            merged.update(layer)
+    return merged
+
+
+def _price(price: Data) -> Price:
+    """Decimal from the number's text, never from float arithmetic: 0.03 stays 0.03."""
+
+    def exact(key: str) -> Decimal | None:
+        value = price.get(key)
+        return None if value is None else Decimal(str(value))
+
+    return Price(
+        input_per_1k=exact("input_per_1k") or Decimal(0),
+        output_per_1k=exact("output_per_1k") or Decimal(0),
+        cache_read_per_1k=exact("cache_read_per_1k"),
+        cache_write_per_1k=exact("cache_write_per_1k"),
+    )
+
+
+def _provider(name: str, raw: Data, top: Data) -> ProviderConfig:
+    def merged(key: str) -> dict[str, Any]:
+        return _section(top.get(key), raw.get(key))
+
+    optional = {k: raw[k] for k in ("anthropic_version", "drop_unsupported_params") if k in raw}
+    return ProviderConfig(
+        name=name,
+        type=raw["type"],
+        base_url=str(raw["base_url"]).rstrip("/"),
+        api_key=raw.get("api_key") or "",
+        retry=RetryPolicy(**merged("retry")),
+        timeouts=Timeouts(**merged("timeouts")),
+        pool=PoolSettings(**merged("pool")),
+        breaker=BreakerSettings(**merged("breaker")),
+        health_check=HealthCheckSettings(**merged("health_check")),
+        headers=MappingProxyType(dict(raw.get("headers") or {})),
+        **optional,
+    )
+
+
+def _model(name: str, raw: Data, provider_raw: Data, top: Data) -> ModelConfig:
+    def merged(key: str) -> dict[str, Any]:
+        return _section(top.get(key), provider_raw.get(key), raw.get(key))
+
+    drop = raw.get("drop_unsupported_params", provider_raw.get("drop_unsupported_params", False))
+    optional = {"max_tokens": raw["max_tokens"]} if "max_tokens" in raw else {}
+    return ModelConfig(
+        name=name,
+        provider=raw["provider"],
+        upstream_model=raw.get("upstream_model") or name,
+        price=_price(raw["price"]),
+        aliases=tuple(raw.get("aliases") or ()),
+        retry=RetryPolicy(**merged("retry")),
+        timeouts=Timeouts(**merged("timeouts")),
+        fallbacks=tuple(raw.get("fallbacks") or ()),
+        drop_unsupported_params=bool(drop),
+        price_date=raw["price"].get("as_of"),
+        **optional,
+    )
+
+
+def _server(raw: Data, environ: Mapping[str, str]) -> ServerSettings:
+    auth = _section(raw.get("auth"))
+    names = auth.pop("tokens_env", [])
+    tokens = tuple(environ[n] for n in names if environ.get(n))
+    return ServerSettings(
+        **{k: raw[k] for k in ("max_body_bytes", "drain_timeout_s") if k in raw},
+        auth=AuthSettings(tokens=tokens, **auth),
+        logging=LoggingSettings(**_section(raw.get("logging"))),
+    )
+
+
+def build_snapshot(
+    data: dict[str, Any],
+    *,
+    source: str,
+    raw: bytes,
+    warnings: list[str],
+    environ: Mapping[str, str] | None = None,
+) -> Snapshot:
+    """A snapshot from data that already passed :func:`validate` (``environ`` for auth tokens)."""
+    providers_raw: dict[str, Data] = data["providers"]
+    providers = {name: _provider(name, p, data) for name, p in providers_raw.items()}
+    models = {
+        name: _model(name, m, providers_raw[m["provider"]], data)
+        for name, m in data["models"].items()
+    }
+    lookup = dict(models)
+    for model in models.values():
+        lookup.update(dict.fromkeys(model.aliases, model))
+    return Snapshot(
+        providers=MappingProxyType(providers),
+        models=MappingProxyType(models),
+        lookup=MappingProxyType(lookup),
+        server=_server(_section(data.get("server")), os.environ if environ is None else environ),
+        version=hashlib.sha256(raw).hexdigest()[:12],
+        loaded_at=time.time(),
+        source=source,
+        warnings=tuple(warnings),
+    )
+
+
+def _load(
+    path: Path, environ: Mapping[str, str]
+) -> tuple[bytes, dict[str, Any], list[Problem], list[str]]:
+    """Read, parse, interpolate, coerce, validate: raw bytes, data, problems, warnings."""
+    raw, data, lines, problems = read_document(path, environ)
+    if data is None:  # unreadable or not YAML: nothing more to check
+        return raw, {}, problems, []
+    data = coerce_env_values(data, lines)
+    reported = {p.path for p in problems}  # an unset ${VAR} need not also be "too short"
+    problems += [p for p in validate(data, lines, environ=environ) if p.path not in reported]
+    problems.sort(key=lambda p: (p.line or 0, p.path))
+    return raw, data, problems, [str(w) for w in find_warnings(data, lines)]
+
+
+def load_snapshot(path: str | Path, environ: Mapping[str, str] | None = None) -> Snapshot:
+    """The one entry point: read, parse, interpolate, validate, build; or raise ConfigError."""
+    env = os.environ if environ is None else environ
+    raw, data, problems, warnings = _load(Path(path), env)
+    if problems:
+        raise ConfigError(problems)
+    return build_snapshot(data, source=str(path), raw=raw, warnings=warnings, environ=env)
+
+
+def check(path: str | Path) -> tuple[list[str], list[str]]:
+    """For ``llm-edge-agent check``: (problem lines, warning lines), read against os.environ."""
+    _, _, problems, warnings = _load(Path(path), os.environ)
+    return [str(p) for p in problems], warnings
