@@ -35,12 +35,17 @@ from proxy.pricing import Price
 Data = Mapping[str, Any]
 
 
+def _whole(value: Any) -> Any:
+    """JSON Schema counts 3.0 as an integer; the engine should still get the int 3."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _section(*layers: Any) -> dict[str, Any]:
     """Merge dict layers, later ones winning field by field; non-dicts count as empty."""
     merged: dict[str, Any] = {}
     for layer in layers:
         if isinstance(layer, dict):
-            merged.update(layer)
+            merged.update({key: _whole(value) for key, value in layer.items()})
     return merged
 
 
@@ -84,7 +89,7 @@ def _model(name: str, raw: Data, provider_raw: Data, top: Data) -> ModelConfig:
         return _section(top.get(key), provider_raw.get(key), raw.get(key))
 
     drop = raw.get("drop_unsupported_params", provider_raw.get("drop_unsupported_params", False))
-    optional = {"max_tokens": raw["max_tokens"]} if "max_tokens" in raw else {}
+    optional = {"max_tokens": _whole(raw["max_tokens"])} if "max_tokens" in raw else {}
     return ModelConfig(
         name=name,
         provider=raw["provider"],
@@ -105,7 +110,7 @@ def _server(raw: Data, environ: Mapping[str, str]) -> ServerSettings:
     names = auth.pop("tokens_env", [])
     tokens = tuple(environ[n] for n in names if environ.get(n))
     return ServerSettings(
-        **{k: raw[k] for k in ("max_body_bytes", "drain_timeout_s") if k in raw},
+        **{k: _whole(raw[k]) for k in ("max_body_bytes", "drain_timeout_s") if k in raw},
         auth=AuthSettings(tokens=tokens, **auth),
         logging=LoggingSettings(**_section(raw.get("logging"))),
     )
@@ -152,7 +157,9 @@ def _load(
     reported = {p.path for p in problems}  # an unset ${VAR} need not also be "too short"
     problems += [p for p in validate(data, lines, environ=environ) if p.path not in reported]
     problems.sort(key=lambda p: (p.line or 0, p.path))
-    return raw, data, problems, [str(w) for w in find_warnings(data, lines)]
+    reported |= {p.path for p in problems}
+    warnings = [str(w) for w in find_warnings(data, lines) if w.path not in reported]
+    return raw, data, problems, warnings
 
 
 def load_snapshot(path: str | Path, environ: Mapping[str, str] | None = None) -> Snapshot:

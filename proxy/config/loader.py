@@ -33,6 +33,7 @@ _REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}?")
 # swapped for an inert private-use token before parsing and swapped back in every scalar.
 _PROTECT = re.compile(r"\$?\$\{[^}\n]*\}")
 _TOKEN = re.compile("\ue000([0-9]+)\ue001")
+_MAX_NODES = 200_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -137,6 +138,10 @@ def interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
     return _REFERENCE.sub(expand, text), errors
 
 
+class _TooLarge(yaml.YAMLError):
+    pass
+
+
 class _Builder:
     """Turns a composed node graph into plain data, recording lines and problems."""
 
@@ -149,8 +154,15 @@ class _Builder:
         self.index = index
         self.problems: list[Problem] = []
         self._active: set[int] = set()
+        self._budget = _MAX_NODES
 
     def build(self, node: yaml.Node, path: PathParts) -> Any:
+        self._budget -= 1
+        if self._budget < 0:  # aliases can make a small file expand exponentially
+            raise _TooLarge(f"more than {_MAX_NODES} values after alias expansion")
+        return self._build(node, path)
+
+    def _build(self, node: yaml.Node, path: PathParts) -> Any:
         if id(node) in self._active:
             self.problems.append(self.index.problem(path, "recursive alias"))
             return None
@@ -223,6 +235,8 @@ def _syntax_problem(exc: yaml.YAMLError, source: str) -> Problem:
         line = mark.line + 1 if mark is not None else None
         detail = "; ".join(p for p in (exc.context, exc.problem) if p)
         return Problem("", line, f"YAML syntax error: {detail}", source)
+    if isinstance(exc, _TooLarge):
+        return Problem("", None, str(exc), source)
     return Problem("", None, f"YAML syntax error: {type(exc).__name__}", source)
 
 

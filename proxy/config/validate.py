@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
@@ -17,7 +18,7 @@ import orjson
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
-from proxy.config.loader import LineIndex, PathParts, Problem
+from proxy.config.loader import LineIndex, PathParts, Problem, walk
 from proxy.resources import schema_path
 
 # Used when the vendor registry cannot be imported (e.g. a partial checkout of the package).
@@ -237,6 +238,11 @@ def _semantic_problems(
             message = f"provider {shown} is not defined under providers{_suggest(ref, providers)}"
             problems.append(lines.problem(path, message))
     problems.extend(_name_problems(models, lines))
+    problems.extend(
+        lines.problem(path, "must be a finite number")
+        for path, value in walk(data)
+        if isinstance(value, float) and not math.isfinite(value)  # .nan passes "minimum: 0"
+    )
     return problems
 
 

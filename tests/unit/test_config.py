@@ -416,3 +416,39 @@ def test_api_key_never_in_repr_or_problems(tmp_path: Path) -> None:
     assert CANARY not in text
     lines, _ = check(bad)
     assert all(CANARY not in line for line in lines)
+
+
+def test_anchors_merge_keys_and_whole_floats(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        MINIMAL
+        + "  gpt-4o: &base\n"
+        + "    provider: openai\n"
+        + "    max_tokens: 2048.0\n"
+        + "    price: {input_per_1k: 0.0025, output_per_1k: 0.01}\n"
+        + "  gpt-4o-copy:\n"
+        + "    <<: *base\n"
+        + "    upstream_model: gpt-4o\n"
+        + "retry: {max_retries: 2.0}\n",
+    )
+    snapshot = load_snapshot(path, {"KEY": "k"})
+    copy = snapshot.models["gpt-4o-copy"]
+    assert (copy.upstream_model, copy.max_tokens) == ("gpt-4o", 2048)
+    assert type(copy.max_tokens) is int and type(copy.retry.max_retries) is int
+
+
+def test_non_finite_numbers_and_alias_bombs_are_problems(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace("0.03,", ".nan,"))
+    [nan] = problems_of(path, {"KEY": "k"})
+    assert (nan.path, nan.line, nan.message) == (
+        "models.gpt-4.price.input_per_1k",
+        6,
+        "must be a finite number",
+    )
+    bomb = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [
+        f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]"
+        for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+    ]
+    [too_big] = problems_of(write(tmp_path, "\n".join(bomb) + "\n"))
+    assert "alias expansion" in too_big.message
