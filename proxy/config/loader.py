@@ -121,9 +121,8 @@ def interpolate(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
             return ""
         name, sep, default = body.partition(":-")
         if not _NAME.fullmatch(name):
-            errors.append(
-                f"invalid reference '${{{body}}}': expected ${{VAR}} or ${{VAR:-default}}"
-            )
+            # Not echoed: a key pasted inside ${...} by mistake must not reach the output.
+            errors.append("invalid reference: expected ${VAR} or ${VAR:-default}")
             return ""
         value = environ.get(name)
         if sep and not value:

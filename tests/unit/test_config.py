@@ -452,3 +452,13 @@ def test_non_finite_numbers_and_alias_bombs_are_problems(tmp_path: Path) -> None
     ]
     [too_big] = problems_of(write(tmp_path, "\n".join(bomb) + "\n"))
     assert "alias expansion" in too_big.message
+
+
+def test_validate_accepts_the_vendor_types_it_is_given(tmp_path: Path) -> None:
+    from proxy.config.validate import validate
+
+    text = MINIMAL.replace("type: openai", "type: azure")
+    data, lines, _ = load_document(write(tmp_path, text), {"KEY": "k"})
+    assert validate(data, lines, known_types=["openai", "azure"]) == []
+    [problem] = validate(data, lines, known_types=["openai"])
+    assert problem.message == "unknown provider type 'azure'; known: openai"
