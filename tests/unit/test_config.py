@@ -12,6 +12,7 @@ import pytest
 
 from proxy.config.build import check, load_snapshot
 from proxy.config.loader import ConfigError, Problem, interpolate, load_document
+from proxy.config.validate import validate
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY = "sk-CANARY-7f3a9c1e-never-print-me"
@@ -455,8 +456,6 @@ def test_non_finite_numbers_and_alias_bombs_are_problems(tmp_path: Path) -> None
 
 
 def test_validate_accepts_the_vendor_types_it_is_given(tmp_path: Path) -> None:
-    from proxy.config.validate import validate
-
     text = MINIMAL.replace("type: openai", "type: azure")
     data, lines, _ = load_document(write(tmp_path, text), {"KEY": "k"})
     assert validate(data, lines, known_types=["openai", "azure"]) == []
