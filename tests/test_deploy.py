@@ -1,11 +1,12 @@
-"""Offline checks of ``deploy/``: no Docker engine, no cluster, no network.
+"""Offline checks of ``deploy/k8s``: no cluster, no network beyond loopback.
 
-The Kubernetes manifests are built the way ``kustomize build deploy/k8s`` builds them (a small
-emulation of exactly the kustomization fields we use; a test fails if another field appears)
-and validated against the Kubernetes OpenAPI schemas shipped by ``kubernetes-validate``, in
-strict mode (unknown fields are errors), at the oldest version we support and the newest the
-package ships. The Dockerfile is read with a small line parser, and everything the manifests
-promise each other (ports, paths, probe targets, grace periods) is cross-checked.
+The manifests are built the way ``kustomize build deploy/k8s`` builds them (a small emulation
+of exactly the kustomization fields we use; a test fails if another field appears) and
+validated against the Kubernetes OpenAPI schemas shipped by ``kubernetes-validate``, in strict
+mode (unknown fields are errors), at the oldest version we support and the newest the package
+ships. What the pod promises itself (ports, paths, probe targets, grace period against the
+drain timeout) is cross-checked, and the sidecar is run for real with the pod's args and
+config. The Dockerfile and compose file are checked in ``test_deploy_image.py``.
 """
 
 from __future__ import annotations
