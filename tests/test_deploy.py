@@ -304,8 +304,9 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def http_status(url: str, token: str | None = None) -> int:
-    request = urllib.request.Request(url)
+def http_status(url: str, token: str | None = None, body: dict[str, Any] | None = None) -> int:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
@@ -349,9 +350,12 @@ def test_the_pod_config_serves_probes_metrics_and_token_auth(tmp_path: Path) -> 
             assert http_status(base + sidecar()[probe]["httpGet"]["path"]) == 200, probe
         metrics = find("Deployment")["spec"]["template"]["metadata"]["annotations"]
         assert http_status(base + metrics["prometheus.io/path"]) == 200, "scraped without token"
-        assert http_status(base + "/v1/models") == 401
-        assert http_status(base + "/v1/models", token="wrong") == 401
-        assert http_status(base + "/v1/models", token=token) == 200
+        # An unknown model is answered without any upstream call: 404 proves auth let it in.
+        chat = base + "/v1/chat/completions"
+        body = {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}
+        assert http_status(chat, body=body) == 401
+        assert http_status(chat, token="wrong-token", body=body) == 401
+        assert http_status(chat, token=token, body=body) == 404
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=drain_timeout_s()) == 0
     except (AssertionError, pytest.fail.Exception):
