@@ -17,7 +17,8 @@ import yaml
 from proxy.config.build import load_snapshot
 from proxy.resources import default_config_path
 from proxy.server.app import create_app
-from proxy.sim.app import Sim, create_app as create_sim_app
+from proxy.sim.app import Sim
+from proxy.sim.app import create_app as create_sim_app
 from proxy.sim.runner import BackgroundServer
 
 DEMO_KEYS = {"OPENAI_API_KEY": "sk-demo-openai", "ANTHROPIC_API_KEY": "sk-ant-demo"}
@@ -33,30 +34,48 @@ def demo_config(sim_url: str, directory: Path) -> Path:
     return path
 
 
+def shipped_models() -> frozenset[str]:
+    """Every upstream model id in the shipped config, so the simulator knows them all."""
+    data = yaml.safe_load(default_config_path().read_text())
+    return frozenset(m.get("upstream_model", name) for name, m in data["models"].items())
+
+
 def _show(title: str, text: str, headers: Any) -> None:
     print(f"\n== {title}")
     print(f"   {text.strip()[:160]}")
-    fields = ("x-llm-provider", "x-llm-model", "x-llm-input-tokens", "x-llm-output-tokens",
-              "x-llm-cost-usd", "x-llm-attempts", "x-llm-overhead-ms")
+    fields = (
+        "x-llm-provider",
+        "x-llm-model",
+        "x-llm-input-tokens",
+        "x-llm-output-tokens",
+        "x-llm-cost-usd",
+        "x-llm-attempts",
+        "x-llm-overhead-ms",
+    )
     print("   " + "  ".join(f"{f[6:]}={headers.get(f)}" for f in fields if headers.get(f)))
 
 
 def _openai_calls(base_url: str) -> None:
     import openai
 
-    client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused-by-the-sidecar",
-                           max_retries=0)
+    client = openai.OpenAI(
+        base_url=f"{base_url}/v1", api_key="unused-by-the-sidecar", max_retries=0
+    )
     for model in ("gpt-4o", "claude-3.5-sonnet"):
         raw = client.chat.completions.with_raw_response.create(
             model=model,
-            messages=[{"role": "system", "content": "You are terse."},
-                      {"role": "user", "content": "What does a sidecar proxy do?"}],
+            messages=[
+                {"role": "system", "content": "You are terse."},
+                {"role": "user", "content": "What does a sidecar proxy do?"},
+            ],
         )
         reply = raw.parse()
         _show(f"openai SDK -> {model}", reply.choices[0].message.content or "", raw.headers)
         print(f"   usage.cost={reply.usage.model_extra.get('cost')}")
     stream = client.chat.completions.create(
-        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+        model="gpt-4o-mini",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "Stream me a short answer."}],
     )
     pieces, usage = [], None
@@ -68,18 +87,20 @@ def _openai_calls(base_url: str) -> None:
     print(f"\n== openai SDK -> gpt-4o-mini (stream, {len(pieces)} chunks)")
     print(f"   {''.join(pieces)[:160]}")
     if usage is not None:
-        print(f"   tokens in={usage.prompt_tokens} out={usage.completion_tokens} "
-              f"cost={usage.model_extra.get('cost')}")
+        print(
+            f"   tokens in={usage.prompt_tokens} out={usage.completion_tokens} "
+            f"cost={usage.model_extra.get('cost')}"
+        )
 
 
 def _anthropic_calls(base_url: str) -> None:
     import anthropic
 
-    client = anthropic.Anthropic(base_url=base_url, api_key="unused-by-the-sidecar",
-                                 max_retries=0)
+    client = anthropic.Anthropic(base_url=base_url, api_key="unused-by-the-sidecar", max_retries=0)
     for model in ("claude-3-haiku", "gpt-4o-mini"):
         raw = client.messages.with_raw_response.create(
-            model=model, max_tokens=200,
+            model=model,
+            max_tokens=200,
             messages=[{"role": "user", "content": "Name one benefit of a gateway."}],
         )
         message = raw.parse()
@@ -92,16 +113,24 @@ def run_demo() -> int:
         import anthropic  # noqa: F401
         import openai  # noqa: F401
     except ImportError:
-        print("The demo drives the gateway with the official SDKs: "
-              "pip install 'llm-edge-agent[demo]'", file=sys.stderr)
+        print(
+            "The demo drives the gateway with the official SDKs: "
+            "pip install 'llm-edge-agent[demo]'",
+            file=sys.stderr,
+        )
         return 2
-    sim = Sim(openai_key=DEMO_KEYS["OPENAI_API_KEY"],
-              anthropic_key=DEMO_KEYS["ANTHROPIC_API_KEY"])
+    sim = Sim(
+        openai_key=DEMO_KEYS["OPENAI_API_KEY"],
+        anthropic_key=DEMO_KEYS["ANTHROPIC_API_KEY"],
+        extra_models=shipped_models(),
+    )
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(lambda: create_sim_app(sim)) as up:
         snapshot = load_snapshot(demo_config(up.url, Path(tmp)), environ=DEMO_KEYS)
         with BackgroundServer(lambda: create_app(snapshot)) as gateway:
-            print(f"simulated vendor on {up.url}; llm-edge-agent on {gateway.url} "
-                  f"({len(snapshot.models)} models from the shipped config.yaml)")
+            print(
+                f"simulated vendor on {up.url}; llm-edge-agent on {gateway.url} "
+                f"({len(snapshot.models)} models from the shipped config.yaml)"
+            )
             _openai_calls(gateway.url)
             _anthropic_calls(gateway.url)
     print("\nAll answers came through llm-edge-agent; costs use the prices in config.yaml.")

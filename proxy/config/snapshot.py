@@ -76,7 +76,7 @@ class ProviderConfig:
     breaker: BreakerSettings = BreakerSettings()
     health_check: HealthCheckSettings = HealthCheckSettings()
     anthropic_version: str = "2023-06-01"
-    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     drop_unsupported_params: bool = False
 
     def connection_key(self) -> tuple[object, ...]:
