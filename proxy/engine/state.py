@@ -66,6 +66,7 @@ class GatewayState:
         self.observers: list[Observer] = []
         self.last_reload = ReloadStatus(ok=True, at=snapshot.loaded_at)
         self.draining = False
+        self.reload_counts = {"ok": 0, "error": 0}
         self.health: dict[str, Any] = {}  # provider name -> latest proxy.engine.health.Health
         self.in_flight = 0
         self.streams_open = 0
@@ -79,9 +80,12 @@ class GatewayState:
         self.pools.sync(snapshot)
         self.snapshot = snapshot
         self.last_reload = ReloadStatus(ok=True, at=time.time(), source=source)
+        self.reload_counts["ok"] += 1
 
     def reload_failed(self, error: str, source: str = "reload") -> None:
+        """The old snapshot keeps serving; the error is kept for /status and metrics."""
         self.last_reload = ReloadStatus(ok=False, at=time.time(), error=error, source=source)
+        self.reload_counts["error"] += 1
 
     def observe(self, record: RequestRecord) -> None:
         for observer in self.observers:
