@@ -1,0 +1,389 @@
+"""The simulator: one aiohttp app serving both fake vendors, recording what it receives.
+
+``/v1/chat/completions`` is OpenAI, ``/v1/messages`` is Anthropic, and ``/v1/models``
+answers in Anthropic's format when the request carries ``anthropic-version``. Point a
+gateway's providers at ``http://127.0.0.1:PORT/v1`` (openai) and ``http://127.0.0.1:PORT``
+(anthropic). Tests program faults and read records in-process through :class:`Sim`, or from
+another process through the ``/_sim/...`` control API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, replace
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+import orjson
+from aiohttp import web
+from jsonschema import Draft202012Validator
+
+from proxy.sim import anthropic, openai
+from proxy.sim.faults import (
+    HTML_PAGE,
+    Fault,
+    FaultQueue,
+    Reply,
+    deliver,
+    error_reply,
+    hang,
+    kit_dir,
+    pause,
+    reset,
+)
+
+SCHEMAS = {
+    "openai": "schemas/openai/chat.completions.request.schema.json",
+    "anthropic": "schemas/anthropic/messages.request.schema.json",
+}
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+MAX_SCHEMA_ERRORS = 5
+CLOSING = web.AppKey("sim_closing", asyncio.Event)
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """How the fake vendors behave. Keys left None are not checked."""
+
+    validate: bool = True
+    """Validate every request body against the vendor's request schema (from the kit)."""
+    n_chunks: int = 8
+    """Content pieces per streamed reply."""
+    chunk_delay_ms: float = 0
+    """Pause between stream events."""
+    openai_key: str | None = None
+    anthropic_key: str | None = None
+    extra_models: frozenset[str] = frozenset()
+    """Model ids accepted besides each vendor's catalogue and any ``sim-*`` id."""
+    max_records: int = 10_000
+    """Oldest records are dropped beyond this many."""
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One request as the fake vendor saw it; updated (replaced) when its response ends."""
+
+    path: str
+    method: str
+    headers: Mapping[str, str]
+    body: bytes
+    json: Any
+    t: float
+    """``time.monotonic()`` at receipt."""
+    done: bool = False
+    disconnected: bool = False
+    """The client went away before the response was complete."""
+    status: int | None = None
+    fault: str | None = None
+    schema_errors: tuple[str, ...] = ()
+
+    @property
+    def model(self) -> str | None:
+        return self.json.get("model") if isinstance(self.json, dict) else None
+
+    @property
+    def stream(self) -> bool:
+        return isinstance(self.json, dict) and bool(self.json.get("stream"))
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able view for the control API; credentials are redacted."""
+        out = asdict(self)
+        out.pop("body")
+        out["headers"] = {
+            k: ("<redacted>" if k in SECRET_HEADERS else v) for k, v in self.headers.items()
+        }
+        out["schema_errors"] = list(self.schema_errors)
+        return out
+
+
+@cache
+def request_validator(vendor: str) -> Draft202012Validator:
+    """The vendor's request schema, compiled once per process."""
+    path = kit_dir() / SCHEMAS[vendor]
+    if not path.is_file():
+        raise FileNotFoundError(f"vendor kit schema not found: {path} (set SIM_VENDOR_KIT)")
+    schema = orjson.loads(path.read_bytes())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def schema_errors(vendor: str, data: Any) -> tuple[str, ...]:
+    errors = sorted(request_validator(vendor).iter_errors(data), key=lambda e: list(e.path))
+    return tuple(
+        f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message[:300]}"
+        for e in errors[:MAX_SCHEMA_ERRORS]
+    )
+
+
+class Sim:
+    """Config, expected keys, the fault queue and the records of one simulated upstream."""
+
+    def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
+        self.config = replace(config or SimConfig(), **overrides)
+        self.faults = FaultQueue()
+        self._received: list[Received] = []
+        self._next = 0  # sequence number of the next record
+        self._first = 0  # sequence number of self._received[0]
+        self._cond = threading.Condition()
+        if self.config.validate:
+            for vendor in SCHEMAS:
+                request_validator(vendor)
+
+    def configure(self, **changes: Any) -> SimConfig:
+        """Change settings while serving (e.g. ``chunk_delay_ms``); returns the new config."""
+        self.config = replace(self.config, **changes)
+        return self.config
+
+    # --- records -------------------------------------------------------------------------------
+
+    @property
+    def received(self) -> list[Received]:
+        """A snapshot of every vendor request so far, in arrival order."""
+        with self._cond:
+            return list(self._received)
+
+    @property
+    def violations(self) -> list[Received]:
+        """Requests whose body did not validate against the vendor schema."""
+        return [r for r in self.received if r.schema_errors]
+
+    def clear(self) -> None:
+        with self._cond:
+            self._received.clear()
+            self._first = self._next
+
+    def wait_for(
+        self, predicate: Callable[[list[Received]], bool] | None = None, timeout: float = 5.0
+    ) -> list[Received]:
+        """Block until ``predicate(records)`` holds (default: any record); TimeoutError after
+        ``timeout``. Not for code running on the sim's own event loop: use wait_for_async."""
+        check = predicate or bool
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not check(list(self._received)):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"sim: condition not met in {timeout}s: {self._received}")
+                self._cond.wait(remaining)
+            return list(self._received)
+
+    def wait_for_requests(
+        self, n: int = 1, timeout: float = 5.0, done: bool = False
+    ) -> list[Received]:
+        """The first ``n`` records, once they exist (and have finished, with ``done``)."""
+        records = self.wait_for(
+            lambda rs: len(rs) >= n and (not done or all(r.done for r in rs[:n])), timeout
+        )
+        return records[:n]
+
+    async def wait_for_async(
+        self, predicate: Callable[[list[Received]], bool] | None = None, timeout: float = 5.0
+    ) -> list[Received]:
+        """:meth:`wait_for` for code sharing the sim's event loop."""
+        check = predicate or bool
+        deadline = time.monotonic() + timeout
+        while not check(records := self.received):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sim: condition not met in {timeout}s: {records}")
+            await asyncio.sleep(0.005)
+        return records
+
+    def _record(self, request: web.Request, body: bytes, data: Any) -> int:
+        """Append a record; returns its sequence number (stable across trims and clears)."""
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        record = Received(request.path, request.method, headers, body, data, time.monotonic())
+        with self._cond:
+            self._received.append(record)
+            overflow = len(self._received) - self.config.max_records
+            if overflow > 0:  # a long benchmark must not grow memory without bound
+                del self._received[:overflow]
+                self._first += overflow
+            self._next += 1
+            self._cond.notify_all()
+            return self._next - 1
+
+    def _update(self, seq: int, **changes: Any) -> None:
+        with self._cond:
+            at = seq - self._first
+            if 0 <= at < len(self._received):
+                self._received[at] = replace(self._received[at], **changes)
+            self._cond.notify_all()
+
+    # --- serving -------------------------------------------------------------------------------
+
+    def _vendor_key(self, vendor: ModuleType) -> str | None:
+        return self.config.openai_key if vendor is openai else self.config.anthropic_key
+
+    def _answer(
+        self, request: web.Request, vendor: ModuleType, data: Any, seq: int, fault: Fault | None
+    ) -> Reply:
+        config = self.config
+        denied = vendor.authorize(request.headers, self._vendor_key(vendor))
+        if denied is not None:
+            return denied
+        if request.method == "GET":
+            return vendor.models_reply(config.extra_models)
+        if not isinstance(data, dict):
+            return vendor.bad_request(vendor.INVALID_JSON)
+        if config.validate:
+            errors = schema_errors(vendor.NAME, data)
+            if errors:
+                self._update(seq, schema_errors=errors)
+                return vendor.bad_request(f"Request does not match the schema: {errors[0]}")
+        n_chunks = fault.n_chunks if fault is not None and fault.n_chunks else config.n_chunks
+        return vendor.answer(data, n_chunks=n_chunks, extra_models=config.extra_models)
+
+    async def _serve(
+        self, request: web.Request, vendor: ModuleType, data: Any, seq: int, fault: Fault | None
+    ) -> tuple[web.StreamResponse, bool]:
+        closing = request.app[CLOSING]
+        kind = fault.kind if fault is not None else "ok"
+        if kind == "reset":
+            reset(request)
+            return web.Response(), False
+        if kind == "hang":
+            return web.Response(), await hang(request, closing)
+        delay_ms = self.config.chunk_delay_ms
+        if fault is not None:
+            await pause(fault.delay_ms / 1000 if kind == "slow_headers" else 0, closing)
+            if fault.chunk_delay_ms is not None:
+                delay_ms = fault.chunk_delay_ms
+        reply = _fault_reply(vendor, fault)
+        if reply is None:
+            reply = self._answer(request, vendor, data, seq, fault)
+            if kind == "stream_error" and reply.events is None:
+                reply = error_reply(vendor.NAME, vendor.STREAM_ERROR_STATUS)
+        return await deliver(request, reply, fault, delay_ms / 1000, closing)
+
+    async def handle(self, request: web.Request, vendor: ModuleType) -> web.StreamResponse:
+        """Record, take a fault, answer (or misbehave), and note how it ended."""
+        body = await request.read()
+        try:
+            data = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            data = None
+        seq = self._record(request, body, data)
+        fault = self.faults.take(request.path)
+        kind = fault.kind if fault is not None else None
+        try:
+            response, gone = await self._serve(request, vendor, data, seq, fault)
+        except asyncio.CancelledError:
+            self._update(seq, done=True, disconnected=True, fault=kind)
+            raise
+        status = None if kind in ("reset", "hang") else response.status
+        self._update(seq, done=True, disconnected=gone, status=status, fault=kind)
+        return response
+
+
+def _fault_reply(vendor: ModuleType, fault: Fault | None) -> Reply | None:
+    """The replies a fault makes up instead of the vendor's answer."""
+    if fault is None:
+        return None
+    if fault.kind == "status":
+        status = fault.status or 500
+        return error_reply(
+            vendor.NAME, status, sample=fault.sample, body=fault.body, headers=fault.headers
+        )
+    if fault.kind == "wrong_content_type":
+        return Reply(fault.status or 200, {"content-type": "text/html; charset=utf-8"}, HTML_PAGE)
+    return None
+
+
+# --- the control API ---------------------------------------------------------------------------
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+def _control_routes(sim: Sim) -> list[web.RouteDef]:
+    async def push_faults(request: web.Request) -> web.Response:
+        try:
+            data = orjson.loads(await request.read())
+            items = data if isinstance(data, list) else [data]
+            faults = [Fault.from_dict(item) for item in items]
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            return _json({"error": str(exc)}, 400)
+        sim.faults.push(*faults)
+        return _json({"queued": len(sim.faults)})
+
+    async def list_faults(request: web.Request) -> web.Response:
+        return _json({"faults": [f.to_dict() for f in sim.faults.pending()]})
+
+    async def clear_faults(request: web.Request) -> web.Response:
+        cleared = len(sim.faults)
+        sim.faults.clear()
+        return _json({"cleared": cleared})
+
+    async def list_received(request: web.Request) -> web.Response:
+        records = sim.received
+        return _json({"count": len(records), "requests": [r.summary() for r in records]})
+
+    async def clear_received(request: web.Request) -> web.Response:
+        sim.clear()
+        return _json({"cleared": True})
+
+    async def get_config(request: web.Request) -> web.Response:
+        config = sim.config
+        return _json(
+            {
+                "validate": config.validate,
+                "n_chunks": config.n_chunks,
+                "chunk_delay_ms": config.chunk_delay_ms,
+            }
+        )
+
+    async def patch_config(request: web.Request) -> web.Response:
+        try:
+            changes = orjson.loads(await request.read())
+            allowed = {"validate", "n_chunks", "chunk_delay_ms"}
+            if not isinstance(changes, dict) or set(changes) - allowed:
+                raise ValueError(f"settable: {sorted(allowed)}")
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            return _json({"error": str(exc)}, 400)
+        sim.configure(**changes)
+        return await get_config(request)
+
+    return [
+        web.post("/_sim/faults", push_faults),
+        web.get("/_sim/faults", list_faults),
+        web.delete("/_sim/faults", clear_faults),
+        web.get("/_sim/received", list_received),
+        web.delete("/_sim/received", clear_received),
+        web.get("/_sim/config", get_config),
+        web.patch("/_sim/config", patch_config),
+    ]
+
+
+def create_app(sim: Sim) -> web.Application:
+    """Both fake vendors and the control API on one app."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app[CLOSING] = asyncio.Event()
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, openai)
+
+    async def messages(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, anthropic)
+
+    async def models(request: web.Request) -> web.StreamResponse:
+        vendor = anthropic if "anthropic-version" in request.headers else openai
+        return await sim.handle(request, vendor)
+
+    async def closing(app: web.Application) -> None:
+        app[CLOSING].set()
+
+    app.on_shutdown.append(closing)
+    app.add_routes(
+        [
+            web.post("/v1/chat/completions", chat),
+            web.post("/v1/messages", messages),
+            web.get("/v1/models", models),
+            *_control_routes(sim),
+        ]
+    )
+    return app
