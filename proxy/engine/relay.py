@@ -56,7 +56,7 @@ class StreamRelay:
         if self.done:
             return tail
         cut = GatewayError(
-            ErrorType.PROVIDER_ERROR, "The upstream stream ended before it was complete."
+            ErrorType.PROVIDER_ERROR, "The upstream ended before the stream was complete."
         )
         return tail + self.fail(cut)
 

@@ -199,7 +199,7 @@ async def _relay_rest(
                 try:
                     chunk = await reader.readany()
                 except (aiohttp.ClientError, OSError) as exc:
-                    out = relay.fail(upstream.transport_error(exc))
+                    out = relay.fail(_broken_stream(exc))
                 else:
                     out = relay.feed(chunk) if chunk else relay.end()
                 if out:
@@ -214,6 +214,13 @@ async def _relay_rest(
         )
         record.bytes_out += len(out)
         await response.write(out)
+
+
+def _broken_stream(exc: BaseException) -> GatewayError:
+    return GatewayError(
+        ErrorType.HTTP_ERROR,
+        f"The upstream connection failed before the stream was complete ({type(exc).__name__}).",
+    )
 
 
 def _finish_record(
