@@ -64,25 +64,9 @@ _UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
 }
 # Parameters this module translates (or, for stream_options, knowingly drops).
 _HANDLED = frozenset(
-    {
-        "model",
-        "messages",
-        "max_tokens",
-        "max_completion_tokens",
-        "temperature",
-        "top_p",
-        "top_k",
-        "stop",
-        "stream",
-        "stream_options",
-        "user",
-        "safety_identifier",
-        "tools",
-        "tool_choice",
-        "parallel_tool_calls",
-        "functions",
-        "function_call",
-    }
+    {"model", "messages", "stream", "stream_options", "user", "safety_identifier"}
+    | {"max_tokens", "max_completion_tokens", "temperature", "top_p", "top_k", "stop"}
+    | {"tools", "tool_choice", "parallel_tool_calls", "functions", "function_call"}
 )
 
 
