@@ -65,7 +65,7 @@ async def serve(sim: Sim, host: str, port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     config = SimConfig(
-        validate=not args.no_validate,
+        validate=False if args.no_validate else None,
         n_chunks=args.chunks,
         chunk_delay_ms=args.chunk_delay_ms,
         openai_key=args.openai_key,
@@ -73,13 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         extra_models=frozenset(args.model),
         max_records=args.max_records,
     )
-    try:
-        sim = Sim(config)
-    except FileNotFoundError as exc:
-        print(
-            f"proxy.sim: {exc}; pass --no-validate to run without the vendor kit", file=sys.stderr
-        )
-        return 2
+    sim = Sim(config)
+    if not sim.config.validate and not args.no_validate:
+        print("proxy.sim: vendor kit not found, request validation is off", file=sys.stderr)
     loop = new_event_loop()
     try:
         loop.run_until_complete(serve(sim, args.host, args.port))

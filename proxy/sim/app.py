@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from functools import cache
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -49,8 +50,9 @@ CLOSING = web.AppKey("sim_closing", asyncio.Event)
 class SimConfig:
     """How the fake vendors behave. Keys left None are not checked."""
 
-    validate: bool = True
-    """Validate every request body against the vendor's request schema (from the kit)."""
+    validate: bool | None = None
+    """Validate every request body against the vendor's request schema from the kit.
+    None: only when the kit is present (an installed demo has none); True requires it."""
     n_chunks: int = 8
     """Content pieces per streamed reply."""
     chunk_delay_ms: float = 0
@@ -100,10 +102,13 @@ class Received:
         return out
 
 
-@cache
 def request_validator(vendor: str) -> Draft202012Validator:
-    """The vendor's request schema, compiled once per process."""
-    path = kit_dir() / SCHEMAS[vendor]
+    """The vendor's request schema from the kit, compiled once per process."""
+    return _compile(kit_dir() / SCHEMAS[vendor])
+
+
+@cache
+def _compile(path: Path) -> Draft202012Validator:
     if not path.is_file():
         raise FileNotFoundError(f"vendor kit schema not found: {path} (set SIM_VENDOR_KIT)")
     schema = orjson.loads(path.read_bytes())
@@ -129,9 +134,21 @@ class Sim:
         self._next = 0  # sequence number of the next record
         self._first = 0  # sequence number of self._received[0]
         self._cond = threading.Condition()
-        if self.config.validate:
+
+    @property
+    def config(self) -> SimConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: SimConfig) -> None:
+        """Resolve ``validate=None`` and compile the validators before serving with them."""
+        if config.validate is None:
+            present = all((kit_dir() / path).is_file() for path in SCHEMAS.values())
+            config = replace(config, validate=present)
+        if config.validate:
             for vendor in SCHEMAS:
                 request_validator(vendor)
+        self._config = config
 
     def configure(self, **changes: Any) -> SimConfig:
         """Change settings while serving (e.g. ``chunk_delay_ms``); returns the new config."""
@@ -249,7 +266,7 @@ class Sim:
             return web.Response(), await hang(request, closing)
         delay_ms = self.config.chunk_delay_ms
         if fault is not None:
-            await pause(fault.delay_ms / 1000 if kind == "slow_headers" else 0, closing)
+            await pause(fault.stall_s if kind == "slow_headers" else 0, closing)
             if fault.chunk_delay_ms is not None:
                 delay_ms = fault.chunk_delay_ms
         reply = _fault_reply(vendor, fault)

@@ -44,6 +44,7 @@ HTML_PAGE = (
     b"</h1></center><hr><center>nginx</center></body></html>"
 )
 SSE_TYPE = "text/event-stream; charset=utf-8"
+CUT_GRACE_MS = 50.0
 JSON_TYPE = "application/json"
 
 
@@ -61,7 +62,10 @@ class Fault:
     """Overrides of the error sample's headers (``retry-after``...); None removes one."""
     body: Any = None
     """Replaces the error body of a ``status`` fault."""
-    delay_ms: float = 0
+    delay_ms: float | None = None
+    """slow_headers/slow_body: the stall. stream_cut: the pause between the last event and
+    the cut (default CUT_GRACE_MS), so the client reads the events before the connection
+    drops; aiohttp clients discard unread bytes once a connection is lost."""
     after_events: int = 2
     chunk_delay_ms: float | None = None
     n_chunks: int | None = None
@@ -77,6 +81,14 @@ class Fault:
         if unknown:
             raise ValueError(f"unknown fault fields {sorted(unknown)}")
         return cls(**data)
+
+    @property
+    def stall_s(self) -> float:
+        return (self.delay_ms or 0) / 1000
+
+    @property
+    def cut_grace_s(self) -> float:
+        return (CUT_GRACE_MS if self.delay_ms is None else self.delay_ms) / 1000
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v not in (None, {})}
@@ -267,10 +279,11 @@ async def deliver(
     try:
         await resp.prepare(request)
         if kind == "slow_body":
-            await pause(fault.delay_ms / 1000, closing)
+            await pause(fault.stall_s, closing)
             await resp.write(reply.body)
             return resp, False
         await resp.write(reply.body[: len(reply.body) // 2])
+        await pause(fault.cut_grace_s, closing)
     except ConnectionError:
         return resp, True
     _cut(request)
@@ -291,9 +304,10 @@ async def _deliver_stream(
     try:
         await resp.prepare(request)
         if kind == "slow_body" and fault is not None:
-            await pause(fault.delay_ms / 1000, closing)
+            await pause(fault.stall_s, closing)
         await _write_events(resp, events, stop_at, delay_s, closing)
-        if kind == "stream_cut":
+        if kind == "stream_cut" and fault is not None:
+            await pause(fault.cut_grace_s, closing)
             _cut(request)
             return resp, False
         if kind == "stream_error":

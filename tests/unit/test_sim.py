@@ -714,6 +714,27 @@ def test_control_api(sim: Sim, server: BackgroundServer) -> None:
     assert sim.received == [] and sim.config.n_chunks == 2
 
 
+def test_records_are_bounded_and_waits_time_out(sim: Sim, server: BackgroundServer) -> None:
+    sim.configure(max_records=2)
+    for word in ("one", "two", "three"):
+        raw(server, "/v1/chat/completions", oa_body(word), oa_headers())
+    records = sim.wait_for_requests(2, done=True)
+    assert [r.json["messages"][0]["content"] for r in records] == ["two", "three"]
+    assert records[0].t < records[1].t and all(r.status == 200 for r in records)
+    with pytest.raises(TimeoutError):
+        sim.wait_for(lambda rs: len(rs) > 2, timeout=0.05)
+    found = asyncio.run(sim.wait_for_async(lambda rs: len(rs) == 2, timeout=1))
+    assert len(found) == 2
+
+
+def test_validation_follows_the_kit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert Sim().config.validate is True  # the kit sits beside the repository
+    monkeypatch.setenv("SIM_VENDOR_KIT", str(tmp_path))
+    assert Sim().config.validate is False
+    with pytest.raises(FileNotFoundError):
+        Sim(validate=True)
+
+
 # --- the runner and the CLI --------------------------------------------------------------------
 
 
