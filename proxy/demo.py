@@ -19,6 +19,7 @@ from proxy.resources import default_config_path
 from proxy.server.app import create_app
 from proxy.sim.app import Sim
 from proxy.sim.app import create_app as create_sim_app
+from proxy.sim.faults import kit_dir
 from proxy.sim.runner import BackgroundServer
 
 DEMO_KEYS = {"OPENAI_API_KEY": "sk-demo-openai", "ANTHROPIC_API_KEY": "sk-ant-demo"}
@@ -123,6 +124,8 @@ def run_demo() -> int:
         openai_key=DEMO_KEYS["OPENAI_API_KEY"],
         anthropic_key=DEMO_KEYS["ANTHROPIC_API_KEY"],
         extra_models=shipped_models(),
+        # In a checkout the vendor kit sits beside the repo: check every request against it.
+        validate=kit_dir().is_dir(),
     )
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(lambda: create_sim_app(sim)) as up:
         snapshot = load_snapshot(demo_config(up.url, Path(tmp)), environ=DEMO_KEYS)
