@@ -1,0 +1,156 @@
+"""Micro-benchmarks of the pure translators and the cost computation (issue 6).
+
+Budgets: a request or response translation <= 30 us, one stream event <= 5 us. In the normal
+suite (pyproject's ``--benchmark-disable``) each runs once as a plain test; to measure:
+
+    .venv/bin/pytest tests/bench/test_micro.py --benchmark-enable
+
+and with the benchmark enabled each test also checks its budget against the median.
+A translator that is not importable (yet) skips its test with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import bodies
+
+KIT = Path(__file__).resolve().parents[2].parent / "shared" / "vendor" / "samples"
+REQUEST_BUDGET_US = 30.0
+EVENT_BUDGET_US = 5.0
+
+
+def _load(module: str, name: str) -> Any:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        pytest.skip(f"{module}.{name} is not importable: {exc}")
+
+
+def _within(benchmark: Any, budget_us: float, per: int = 1) -> None:
+    """With the benchmark enabled, the median time (divided by ``per``) meets ``budget_us``."""
+    if benchmark.disabled or benchmark.stats is None:
+        return
+    median_us = benchmark.stats.stats.median * 1e6 / per
+    benchmark.extra_info["median_us_each"] = round(median_us, 3)
+    assert median_us <= budget_us, f"{median_us:.2f} us > budget {budget_us} us"
+
+
+def _kit(name: str) -> dict[str, Any] | None:
+    path = KIT / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _requests() -> dict[str, dict[str, Any]]:
+    out = {"small": orjson.loads(bodies.requests()["small_claude.json"])}
+    for name in ("openai/chat.request.json", "openai/chat.request.tool_results.json"):
+        sample = _kit(name)
+        if sample is not None:
+            out[Path(name).stem] = sample
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(_requests()))
+def test_request_openai_to_anthropic(benchmark: Any, case: str) -> None:
+    translate = _load("proxy.providers.anthropic.request", "openai_to_anthropic")
+    body = _requests()[case]
+    kwargs = {
+        "upstream_model": "claude-sonnet-4-5-20250929",
+        "default_max_tokens": 4096,
+        "drop_unsupported": True,
+    }
+    out, _dropped = benchmark(translate, body, **kwargs)
+    assert out["model"] == "claude-sonnet-4-5-20250929" and out["messages"]
+    _within(benchmark, REQUEST_BUDGET_US)
+
+
+def _responses() -> dict[str, dict[str, Any]]:
+    out = {"small": orjson.loads(bodies.anthropic_response())}
+    sample = _kit("anthropic/messages.response.tool_use.json")
+    if sample is not None:
+        out["tool_use"] = sample
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(_responses()))
+def test_response_anthropic_to_openai(benchmark: Any, case: str) -> None:
+    translate = _load("proxy.providers.anthropic.response", "anthropic_to_openai_response")
+    out = benchmark(translate, _responses()[case], created=1764061260)
+    assert out["object"] == "chat.completion" and out["usage"]
+    _within(benchmark, REQUEST_BUDGET_US)
+
+
+def _events(raw: bytes) -> list[tuple[str | None, bytes]]:
+    """(event name, data bytes) of an Anthropic SSE body."""
+    out = []
+    for block in raw.split(b"\n\n"):
+        if not block.strip():
+            continue
+        name, data = None, b""
+        for line in block.split(b"\n"):
+            if line.startswith(b"event:"):
+                name = line[6:].strip().decode()
+            elif line.startswith(b"data:"):
+                data = line[5:].strip()
+        out.append((name, data))
+    return out
+
+
+def _feed_all(cls: Callable[..., Any], events: list[tuple[str | None, Any]]) -> int:
+    translator = cls(created=1764061260)
+    produced = 0
+    for name, payload in events:
+        produced += len(translator.feed(name, payload))
+    produced += len(translator.finish())
+    return produced
+
+
+def test_stream_event_translation(benchmark: Any) -> None:
+    """The translator alone, per event, over a whole 50-delta stream (payloads pre-parsed)."""
+    cls = _load("proxy.providers.anthropic.stream", "AnthropicToOpenAIStream")
+    events = [(n, orjson.loads(d)) for n, d in _events(bodies.anthropic_stream())]
+    produced = benchmark(_feed_all, cls, events)
+    assert produced >= bodies.STREAM_CHUNKS
+    _within(benchmark, EVENT_BUDGET_US, per=len(events))
+
+
+def test_stream_event_with_json(benchmark: Any) -> None:
+    """What the gateway does per event: parse the data line, translate, serialise the output."""
+    cls = _load("proxy.providers.anthropic.stream", "AnthropicToOpenAIStream")
+    events = _events(bodies.anthropic_stream())
+
+    def run() -> int:
+        translator = cls(created=1764061260)
+        size = 0
+        for name, data in events:
+            for _out_name, payload in translator.feed(name, orjson.loads(data)):
+                size += len(b"data: " + orjson.dumps(payload) + b"\n\n")
+        return size
+
+    assert benchmark(run) > 0
+    _within(benchmark, EVENT_BUDGET_US, per=len(events))
+
+
+def test_cost(benchmark: Any) -> None:
+    price_cls = _load("proxy.pricing", "Price")
+    usage_cls = _load("proxy.pricing", "Usage")
+    cost = _load("proxy.pricing", "cost")
+    price = price_cls(Decimal("0.003"), Decimal("0.015"), Decimal("0.0003"), Decimal("0.00375"))
+    usage_json = orjson.loads(bodies.anthropic_response())["usage"]
+
+    def run() -> Decimal:
+        return cost(price, usage_cls.from_anthropic(usage_json))
+
+    assert benchmark(run) > 0
+    _within(benchmark, REQUEST_BUDGET_US)
