@@ -106,7 +106,7 @@ class StreamRelay:
         """Stamp usage/cost where the dialect carries them, then encode (raw when unchanged)."""
         if "error" in payload and (self.dialect == OPENAI or name == "error"):
             self.error = _error_type(payload)
-            self.done = self.dialect == ANTHROPIC or self.done
+            self.done = True  # an error event ends the stream in both dialects
         elif self.dialect == OPENAI and payload.get("usage"):
             self._stamp(Usage.from_openai(payload["usage"]), payload["usage"])
             if not self._include_usage:

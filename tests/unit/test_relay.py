@@ -129,3 +129,17 @@ def test_openai_upstream_to_anthropic_client_prices_message_delta():
     assert delta["usage"]["cost"] == usd_number(relay.cost)
     for _, payload in events:
         assert_valid("anthropic/stream/stream-event.schema.json", payload)
+
+
+def test_translated_error_event_ends_the_stream_with_exactly_one_error():
+    relay = StreamRelay(
+        dialect=OPENAI,
+        wire=ANTHROPIC,
+        include_usage=True,
+        price=PRICE,
+        translator=stream_translator(OPENAI, ANTHROPIC, 1, "claude"),
+    )
+    out = relay_all(sample_bytes("anthropic/messages.stream.error.sse"), relay)
+    errors = [c for c in openai_chunks(out) if "error" in c]
+    assert len(errors) == 1 and relay.done
+    assert b"[DONE]" not in out
