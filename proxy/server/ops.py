@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -60,6 +61,7 @@ async def status(request: web.Request) -> web.Response:
             "in_flight": state.in_flight,
             "streams_open": state.streams_open,
             "draining": state.draining,
+            "pid": os.getpid(),  # with --workers N, tells which worker answered
         }
     )
 

@@ -1,0 +1,31 @@
+"""``serve --workers 2``: two processes share the port, both serve, both drain on SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+
+import openai
+
+from tests.conftest import CLIENT_KEY, gateway_config, wait_until
+from tests.http import get
+
+
+def test_two_workers_share_the_port_and_exit_cleanly(sim, spawn_gateway, tmp_path):
+    config = gateway_config(sim.url, tmp_path)
+    process = spawn_gateway(config, "--workers", "2")
+
+    # SO_REUSEPORT spreads new connections over both workers; each answers with its pid.
+    def both_workers_answer() -> set[int] | None:
+        seen = {get(f"{process.url}/status").json()["pid"] for _ in range(40)}
+        return seen if len(seen) == 2 else None
+
+    pids = wait_until(both_workers_answer, timeout=20)
+    assert process.popen.pid not in pids  # the parent only supervises
+    client = openai.OpenAI(base_url=f"{process.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    for _ in range(10):
+        reply = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "say: ok"}]
+        )
+        assert reply.choices[0].message.content == "ok"
+    process.signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
