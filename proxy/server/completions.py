@@ -26,6 +26,7 @@ from proxy.providers.openai import validate_chat_request
 from proxy.server.keys import STATE
 
 TIMEOUT_HEADER = "x-llm-timeout-ms"
+CLIENT_CLOSED = 499
 _JSON = "application/json"
 
 
@@ -66,6 +67,12 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
         return _error(dialect, failed.error, record, call, failed.target)
     except GatewayError as error:
         return _error(dialect, error, record, call, None)
+    except (ConnectionResetError, asyncio.CancelledError):
+        # The client went away (aiohttp cancels the handler): nginx's 499 for the record.
+        record.client_disconnected = True
+        if not record.status:
+            record.status = CLIENT_CLOSED
+        raise
     finally:
         state.in_flight -= 1
         record.latency_s = time.perf_counter() - started
