@@ -124,10 +124,17 @@ def render_template(name: str, dest: Path, **values: object) -> Path:
     return dest
 
 
-def gateway_command(env: Env, config: Path, port: int, workers: int) -> list[str]:
+def gateway_config(dest: Path, upstream_port: int, max_connections: int = 100) -> Path:
+    """The benchmark's gateway config; 100 upstream connections is the product default."""
+    return render_template(
+        "gateway.yaml.tmpl", dest, UPSTREAM_PORT=upstream_port, MAX_CONNECTIONS=max_connections
+    )
+
+
+def gateway_command(python: str, config: Path, port: int, workers: int) -> list[str]:
     """``llm-edge-agent serve`` from the repo venv (console script, else ``-m proxy``)."""
-    script = Path(env.python).parent / "llm-edge-agent"
-    head = [str(script)] if script.exists() else [env.python, "-m", "proxy"]
+    script = Path(python).parent / "llm-edge-agent"
+    head = [str(script)] if script.exists() else [python, "-m", "proxy"]
     cmd = [*head, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
     return cmd + (["--workers", str(workers)] if workers > 1 else [])
 
@@ -135,13 +142,11 @@ def gateway_command(env: Env, config: Path, port: int, workers: int) -> list[str
 def _gateway(workers: int) -> Callable[[Env], Proc]:
     def launch(env: Env) -> Proc:
         port = free_port()
-        config = render_template(
-            "gateway.yaml.tmpl", env.work / "gateway.yaml", UPSTREAM_PORT=env.upstream_port
-        )
+        config = gateway_config(env.work / "gateway.yaml", env.upstream_port)
         cpus = env.cpu_target if workers == 1 else None
         return start(
             f"ours-{workers}w",
-            gateway_command(env, config, port, workers),
+            gateway_command(env.python, config, port, workers),
             port=port,
             log_dir=env.logs,
             cpus=cpus,
