@@ -24,6 +24,8 @@ class ErrorType(StrEnum):
     PROVIDER_ERROR = "provider_error"
     # Inbound auth (issue 7) is not an upstream verdict; 401 like a bad key, distinct type.
     UNAUTHORIZED = "unauthorized"
+    # Shutting down (issue 7): a new request during the drain; the next one goes elsewhere.
+    UNAVAILABLE = "unavailable"
 
 
 STATUS: dict[ErrorType, int] = {
@@ -35,6 +37,7 @@ STATUS: dict[ErrorType, int] = {
     ErrorType.HTTP_ERROR: 502,
     ErrorType.PROVIDER_ERROR: 502,
     ErrorType.UNAUTHORIZED: 401,
+    ErrorType.UNAVAILABLE: 503,
 }
 
 # Anthropic's own error types for the same situations (its SDK maps these to exceptions).
@@ -47,6 +50,7 @@ ANTHROPIC_TYPE: dict[ErrorType, str] = {
     ErrorType.HTTP_ERROR: "api_error",
     ErrorType.PROVIDER_ERROR: "api_error",
     ErrorType.UNAUTHORIZED: "authentication_error",
+    ErrorType.UNAVAILABLE: "overloaded_error",
 }
 
 
@@ -69,6 +73,8 @@ class GatewayError(Exception):
     retryable: bool = False
     counts_against_provider: bool = False
     overloaded: bool = False
+    retry_after_ms: str | None = None
+    """The upstream's ``retry-after-ms`` (OpenAI's finer form), passed on like ``retry_after``."""
 
     def __str__(self) -> str:
         return f"{self.type}: {self.message}"
@@ -103,6 +109,8 @@ class GatewayError(Exception):
         out = {"x-llm-error": str(self.type)}
         if self.retry_after is not None:
             out["retry-after"] = self.retry_after
+        if self.retry_after_ms is not None:
+            out["retry-after-ms"] = self.retry_after_ms
         return out
 
 

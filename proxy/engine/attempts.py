@@ -1,30 +1,39 @@
 """The attempt loop: retries with backoff, one total deadline, circuit breakers, fallbacks.
 
 A call walks its targets (the model, then its ``fallbacks``). Each target gets up to
-``1 + max_retries`` attempts while its provider's breaker allows; a retryable failure waits
-(``retry-after`` if the upstream gave one, else exponential backoff with jitter) unless the
-wait would cross the deadline. A non-retryable failure (400/401/403/404/413/422) ends the call
-at once. Nothing here ever retries once a byte went to the client: a stream is handed over only
-after its first event, and failures after that are the relay's to report.
+``1 + max_retries`` attempts while its provider's breaker allows. A retryable failure waits
+(``retry-after(-ms)`` if the upstream gave one, else exponential backoff with jitter) unless
+the wait would cross the deadline, or the upstream asks for more than ``max_retry_after_ms``:
+then that target is done and the next one is tried at once. A non-retryable failure
+(400/401/403/404/413/422) ends the call. Nothing here retries once a byte went to the client:
+a stream is handed over only after its first event; failures after that are the relay's.
+
+The error a failed call reports is the last one an upstream actually gave; "circuit open" or
+"deadline passed" only when nothing better is known, so a client sees the real cause.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from proxy.config.snapshot import Snapshot
-from proxy.engine.backoff import backoff_s, retry_after_s
-from proxy.engine.breaker import Breakers
+from proxy.config.snapshot import RetryPolicy, Snapshot
+from proxy.engine.backoff import asked_wait_s, backoff_s
+from proxy.engine.breaker import Breaker, Breakers, State
 from proxy.engine.dialects import upstream_body
 from proxy.engine.route import Target, chain, resolve
 from proxy.errors import ErrorType, GatewayError
 
 T = TypeVar("T")
 Once = Callable[[Target, bytes, float], Awaitable[T]]
+"""One attempt: ``once(target, body, remaining_s)``; raises GatewayError on failure."""
+
+# A deadline this much shorter than the model's request_ms was set by the client (header).
+_CLIENT_DEADLINE_SLACK_S = 0.05
 
 
 @dataclass(slots=True)
@@ -42,6 +51,8 @@ class Call:
     attempts: int = 0
     waited_s: float = 0.0
     upstream_s: float = 0.0
+    client_deadline: bool = False
+    """The client asked for a shorter deadline: hitting it is not the provider's fault."""
 
 
 class CallFailed(Exception):
@@ -56,16 +67,17 @@ def _deadline_error() -> GatewayError:
     return GatewayError(
         ErrorType.TIMEOUT,
         "The request's deadline passed before the upstream answered.",
-        retryable=True,
+        retryable=False,
         counts_against_provider=False,
     )
 
 
-def _circuit_open(target: Target) -> GatewayError:
+def _circuit_open(target: Target, breaker: Breaker) -> GatewayError:
     return GatewayError(
         ErrorType.PROVIDER_ERROR,
         f"Provider '{target.provider.name}' is failing; its circuit breaker is open.",
         code="circuit_open",
+        retry_after=str(max(math.ceil(breaker.retry_in()), 1)),
         retryable=True,
     )
 
@@ -73,9 +85,16 @@ def _circuit_open(target: Target) -> GatewayError:
 async def run(call: Call, breakers: Breakers, once: Once[T]) -> tuple[T, Target]:
     """Run ``once`` against the call's targets until one succeeds; raise CallFailed otherwise."""
     primary = resolve(call.snapshot, str(call.body.get("model")))
-    last: GatewayError | None = None
+    configured_s = primary.model.timeouts.request_ms / 1000
+    if call.deadline - time.monotonic() < configured_s - _CLIENT_DEADLINE_SLACK_S:
+        call.client_deadline = True
+    last: GatewayError | None = None  # the last error an upstream gave
+    fallback: GatewayError | None = None  # circuit open / deadline: only if nothing better
     last_target: Target | None = primary
     for target in chain(call.snapshot, primary):
+        if time.monotonic() >= call.deadline:
+            fallback = fallback or _deadline_error()
+            break
         try:
             body, dropped = upstream_body(call.dialect, call.body, call.raw, target)
         except GatewayError as error:
@@ -85,54 +104,90 @@ async def run(call: Call, breakers: Breakers, once: Once[T]) -> tuple[T, Target]
         call.dropped = tuple(dropped)
         try:
             return await _attempt_target(call, breakers, target, body, once), target
+        except _NoAttempt as skipped:
+            fallback = fallback or skipped.error
+            last_target = last_target if last is not None else target
         except GatewayError as error:
             last, last_target = error, target
-            if not error.retryable or time.monotonic() >= call.deadline:
+            if not error.retryable:
                 break
-    raise CallFailed(last or _deadline_error(), last_target)
+    raise CallFailed(last or fallback or _deadline_error(), last_target)
+
+
+class _NoAttempt(Exception):
+    """A target was skipped before any attempt (circuit open, deadline already passed)."""
+
+    def __init__(self, error: GatewayError) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 async def _attempt_target(
     call: Call, breakers: Breakers, target: Target, body: bytes, once: Once[T]
 ) -> T:
+    """Up to ``1 + max_retries`` attempts on one target; raises its last error."""
     policy = target.model.retry
     breaker = breakers.get(target.provider.name, target.provider.breaker)
+    last: GatewayError | None = None
     for retry in range(policy.max_retries + 1):
-        if not breaker.allow():
-            raise _circuit_open(target)
         remaining = call.deadline - time.monotonic()
         if remaining <= 0:
-            raise _deadline_error()
+            raise last if last is not None else _NoAttempt(_deadline_error())
+        if not breaker.allow():  # opened (maybe by this very call's failures): stop here
+            raise last if last is not None else _NoAttempt(_circuit_open(target, breaker))
+        probe = breaker.transitions if breaker.state is State.HALF_OPEN else None
         call.attempts += 1
         started = time.perf_counter()
         try:
             result = await once(target, body, remaining)
         except GatewayError as error:
             call.upstream_s += time.perf_counter() - started
-            _record(breaker, error)
-            if not error.retryable or retry == policy.max_retries:
-                raise
-            delay = _delay(policy, retry + 1, error)
-            if time.monotonic() + delay >= call.deadline:
-                raise error if error.type is not ErrorType.TIMEOUT else _deadline_error() from None
-            call.waited_s += delay
-            await asyncio.sleep(delay)
-            continue
-        call.upstream_s += time.perf_counter() - started
-        breaker.record_success()
-        return result
+            last = _settle(call, breaker, error, probe)
+        except BaseException:  # cancelled (client gone) or a bug: no verdict on the provider
+            call.upstream_s += time.perf_counter() - started
+            if probe is not None:
+                breaker.release_probe(probe)
+            raise
+        else:
+            call.upstream_s += time.perf_counter() - started
+            breaker.record_success()
+            return result
+        delay = _wait_before_retry(policy, retry, last)
+        if delay is None or time.monotonic() + delay >= call.deadline:
+            raise last
+        call.waited_s += delay
+        await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _record(breaker: Any, error: GatewayError) -> None:
+def _settle(call: Call, breaker: Breaker, error: GatewayError, probe: int | None) -> GatewayError:
+    """Tell the breaker what a failed attempt says about the provider; the error to keep."""
+    cut = (
+        error.type is ErrorType.TIMEOUT
+        and error.upstream_status is None
+        and time.monotonic() >= call.deadline - 0.001
+    )
+    if cut:  # our own total deadline ended the attempt
+        if call.client_deadline:
+            if probe is not None:
+                breaker.release_probe(probe)
+        else:
+            breaker.record_failure()  # slower than the whole configured budget
+        return _deadline_error()
     if error.counts_against_provider:
         breaker.record_failure()
-    else:
-        breaker.release_probe()
+    elif probe is not None:
+        breaker.release_probe(probe)
+    return error
 
 
-def _delay(policy: Any, retry_number: int, error: GatewayError) -> float:
-    asked = retry_after_s(
-        {"retry-after": error.retry_after} if error.retry_after else None, policy.max_retry_after_ms
-    )
-    return asked if asked is not None else backoff_s(policy, retry_number)
+def _wait_before_retry(policy: RetryPolicy, retry: int, error: GatewayError) -> float | None:
+    """Seconds to wait before the next attempt, or None when this target should not retry."""
+    if not error.retryable or retry >= policy.max_retries:
+        return None
+    asked = asked_wait_s(error)
+    if asked is None:
+        return backoff_s(policy, retry + 1)
+    if asked * 1000 > policy.max_retry_after_ms:
+        return None  # longer than we will hold a request: fall back or report it now
+    return asked

@@ -3,9 +3,13 @@
 Closed: requests flow; provider-side failures (transport, timeouts, 5xx, 529, 429) are counted.
 It opens after ``failure_threshold`` consecutive failures, or when the failure rate over the
 last ``window_s`` reaches ``failure_rate`` with at least ``min_requests`` outcomes. Open: calls
-fail fast (or fall back) for ``cooldown_s``. Half-open: up to ``half_open_probes`` requests go
-through; a success closes it, a failure re-opens it. Client and configuration errors (400, 401,
+fail fast (or fall back) for ``cooldown_s``; outcomes of requests that started before it opened
+change nothing. Half-open: up to ``half_open_probes`` requests go through; once that many have
+succeeded it closes, and any failure re-opens it. Client and configuration errors (400, 401,
 403, 404, 413, 422) are never recorded, so one bad request or key cannot trip it.
+
+Active health checks feed it too (:meth:`Breaker.record_health`): a failed check counts like a
+failed request, a passing one ends an open circuit's cooldown early (probes still decide).
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ class Breaker:
         self._consecutive = 0
         self._outcomes: deque[tuple[float, bool]] = deque()
         self._opened_at = 0.0
-        self._probes = 0
+        self._probes = 0  # half-open slots handed out and not released
+        self._probe_successes = 0
         self.transitions = 0
+        self.transitions_to: dict[State, int] = dict.fromkeys(State, 0)
 
     @property
     def state(self) -> State:
@@ -43,12 +49,12 @@ class Breaker:
             self._state is State.OPEN
             and self._clock() - self._opened_at >= self.settings.cooldown_s
         ):
-            self._state, self._probes = State.HALF_OPEN, 0
-            self.transitions += 1
+            self._enter(State.HALF_OPEN)
         return self._state
 
     def allow(self) -> bool:
-        """May a request go to this provider now? Reserves a probe slot when half-open."""
+        """May a request go to this provider now? Reserves a probe slot when half-open: the
+        caller must then record a verdict or :meth:`release_probe`."""
         if not self.settings.enabled:
             return True
         state = self.state
@@ -59,24 +65,46 @@ class Breaker:
             return True
         return False
 
+    def retry_in(self) -> float:
+        """Seconds until an open circuit lets probes through (0 when not open)."""
+        if self.state is not State.OPEN:
+            return 0.0
+        return max(self.settings.cooldown_s - (self._clock() - self._opened_at), 0.0)
+
     def record_success(self) -> None:
         self._consecutive = 0
         self._remember(False)
-        if self._state is not State.CLOSED:
-            self._close()
+        if self._state is State.HALF_OPEN:
+            self._probe_successes += 1
+            if self._probe_successes >= self.settings.half_open_probes:
+                self._enter(State.CLOSED)
 
     def record_failure(self) -> None:
         if not self.settings.enabled:
             return
         self._consecutive += 1
         self._remember(True)
-        if self._state is State.HALF_OPEN or self._tripped():
-            self._open()
+        state = self.state
+        if state is State.HALF_OPEN or (state is State.CLOSED and self._tripped()):
+            self._enter(State.OPEN)
 
-    def release_probe(self) -> None:
-        """A half-open probe ended without a provider verdict (e.g. a client error)."""
+    def release_probe(self, epoch: int | None = None) -> None:
+        """A half-open probe ended without a provider verdict (client error, cancelled).
+
+        ``epoch`` is :attr:`transitions` when the slot was taken: a slot from an earlier
+        half-open period is not given back to the current one.
+        """
+        if epoch is not None and epoch != self.transitions:
+            return
         if self._state is State.HALF_OPEN and self._probes > 0:
             self._probes -= 1
+
+    def record_health(self, healthy: bool) -> None:
+        """An active health check's verdict (only checks that judged the provider itself)."""
+        if not healthy:
+            self.record_failure()
+        elif self.state is State.OPEN:
+            self._enter(State.HALF_OPEN)
 
     def _remember(self, failed: bool) -> None:
         now = self._clock()
@@ -94,14 +122,15 @@ class Breaker:
         failures = sum(1 for _, failed in self._outcomes if failed)
         return failures / total >= self.settings.failure_rate
 
-    def _open(self) -> None:
-        self._state, self._opened_at, self._probes = State.OPEN, self._clock(), 0
+    def _enter(self, state: State) -> None:
+        self._state, self._probes, self._probe_successes = state, 0, 0
+        if state is State.OPEN:
+            self._opened_at = self._clock()
+        elif state is State.CLOSED:
+            self._consecutive = 0
+            self._outcomes.clear()
         self.transitions += 1
-
-    def _close(self) -> None:
-        self._state, self._consecutive = State.CLOSED, 0
-        self._outcomes.clear()
-        self.transitions += 1
+        self.transitions_to[state] += 1
 
 
 class Breakers:
@@ -119,4 +148,13 @@ class Breakers:
         return breaker
 
     def states(self) -> dict[str, str]:
+        """Provider name -> ``closed`` / ``open`` / ``half_open`` (for /status and metrics)."""
         return {name: str(b.state) for name, b in self._by_provider.items()}
+
+    def transitions(self) -> dict[tuple[str, str], int]:
+        """(provider, state entered) -> how many times, since start (a metrics counter)."""
+        return {
+            (name, str(state)): count
+            for name, breaker in self._by_provider.items()
+            for state, count in breaker.transitions_to.items()
+        }

@@ -73,7 +73,8 @@ def error_from_openai(status: int, body: bytes, headers: Mapping[str, str]) -> G
     """Map an OpenAI (or OpenAI-compatible) error response onto the contract's taxonomy."""
     message, kind, code, param = _error_fields(body)
     message = message or f"upstream answered HTTP {status}"
-    retry_after = headers.get("retry-after")
+    # Both forms are kept on every retryable error: the attempt loop waits as they ask.
+    retry_after, retry_after_ms = headers.get("retry-after"), headers.get("retry-after-ms")
     if status == 429:
         quota = code == "insufficient_quota" or kind == "insufficient_quota"
         return GatewayError(
@@ -81,6 +82,7 @@ def error_from_openai(status: int, body: bytes, headers: Mapping[str, str]) -> G
             message,
             code=code,
             retry_after=retry_after,
+            retry_after_ms=retry_after_ms,
             upstream_status=status,
             retryable=not quota,
             counts_against_provider=True,
@@ -99,6 +101,8 @@ def error_from_openai(status: int, body: bytes, headers: Mapping[str, str]) -> G
         return GatewayError(
             ErrorType.TIMEOUT,
             message,
+            retry_after=retry_after,
+            retry_after_ms=retry_after_ms,
             upstream_status=status,
             retryable=True,
             counts_against_provider=True,
@@ -108,6 +112,8 @@ def error_from_openai(status: int, body: bytes, headers: Mapping[str, str]) -> G
             ErrorType.PROVIDER_ERROR,
             message,
             code=code,
+            retry_after=retry_after,
+            retry_after_ms=retry_after_ms,
             upstream_status=status,
             retryable=True,
             counts_against_provider=True,

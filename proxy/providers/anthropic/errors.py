@@ -71,7 +71,7 @@ _OPENAI_TYPES: dict[str, ErrorType] = {
 def error_from_anthropic(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
     """Map an Anthropic error response (status, raw body, response headers) to a GatewayError."""
     error = _error_object(body)
-    retry_after = _header(headers, "retry-after")
+    retry_after = (_header(headers, "retry-after"), _header(headers, "retry-after-ms"))
     if error is None:
         return _unreadable(status, retry_after)
     kind = str(error.get("type") or "")
@@ -106,14 +106,22 @@ def openai_stream_error_to_gateway(error: Any) -> GatewayError:
 
 
 def _from_kind(
-    kind: str, message: str, *, status: int | None = None, retry_after: str | None = None
+    kind: str,
+    message: str,
+    *,
+    status: int | None = None,
+    retry_after: tuple[str | None, str | None] = (None, None),
 ) -> GatewayError:
+    """``retry_after`` is (``retry-after``, ``retry-after-ms``), kept on retryable errors only:
+    the attempt loop waits as they ask (a 529 may carry one too)."""
     error_type, retryable, counts, overloaded = _BY_TYPE[kind]
+    seconds, millis = retry_after if retryable else (None, None)
     return GatewayError(
         error_type,
         message,
         code="request_too_large" if kind == "request_too_large" else None,
-        retry_after=retry_after if error_type is ErrorType.RATE_LIMIT_EXCEEDED else None,
+        retry_after=seconds,
+        retry_after_ms=millis,
         upstream_status=status,
         retryable=retryable,
         counts_against_provider=counts,
@@ -121,7 +129,7 @@ def _from_kind(
     )
 
 
-def _unreadable(status: int, retry_after: str | None) -> GatewayError:
+def _unreadable(status: int, retry_after: tuple[str | None, str | None]) -> GatewayError:
     message = f"Anthropic answered HTTP {status} with a body that is not an Anthropic error."
     if status in _STATUS_IS_ENOUGH or status >= 500:
         kind = _BY_STATUS.get(status, "api_error")
