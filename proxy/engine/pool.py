@@ -22,7 +22,8 @@ class _CappedIdleConnector(aiohttp.TCPConnector):
     """A TCPConnector that keeps at most ``max_idle`` idle connections per host.
 
     aiohttp keeps every released connection until ``keepalive_timeout``; the contract's
-    ``max_idle_per_host`` needs a cap, so a release beyond it closes the connection instead.
+    ``max_idle_per_host`` needs a cap, so a release beyond it closes the connection instead
+    (``max_idle_per_host: 0`` closes every connection after its request).
     """
 
     def __init__(self, *, max_idle: int, **kwargs: Any) -> None:
@@ -31,7 +32,7 @@ class _CappedIdleConnector(aiohttp.TCPConnector):
 
     def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
         idle = self._conns.get(key)
-        if idle is not None and len(idle) >= self._max_idle:
+        if (len(idle) if idle else 0) >= self._max_idle:
             should_close = True
         super()._release(key, protocol, should_close=should_close)
 
@@ -53,6 +54,13 @@ def _keepalive_socket_factory(keepalive_s: float) -> Callable[[Any], socket.sock
 
 
 def new_session(pool: PoolSettings, connect_ms: int) -> aiohttp.ClientSession:
+    """A provider's session: at most ``max_connections`` open connections (more requests queue
+    for one), each TCP connect bounded by ``connect_ms``.
+
+    The connect limit is ``sock_connect``, not aiohttp's ``connect``: that one also counts the
+    wait for a free pooled connection, so a busy pool would look like a dead provider (and trip
+    the breaker). The wait for a free connection is bounded by the request's own deadline.
+    """
     connector = _CappedIdleConnector(
         max_idle=pool.max_idle_per_host,
         limit=pool.max_connections,
@@ -62,7 +70,7 @@ def new_session(pool: PoolSettings, connect_ms: int) -> aiohttp.ClientSession:
     )
     return aiohttp.ClientSession(
         connector=connector,
-        timeout=aiohttp.ClientTimeout(total=None, connect=connect_ms / 1000),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_ms / 1000),
         auto_decompress=True,
         skip_auto_headers=("User-Agent",),
         json_serialize=None,  # type: ignore[arg-type]  # bodies are pre-serialised bytes

@@ -59,12 +59,13 @@ def transport_error(exc: BaseException) -> GatewayError:
             counts_against_provider=True,
         )
     detail = type(exc).__name__
-    return GatewayError(
-        ErrorType.HTTP_ERROR,
-        f"Could not reach the upstream ({detail}).",
-        retryable=True,
-        counts_against_provider=True,
-    )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        message = f"Could not connect to the upstream ({detail})."
+    elif isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        message = f"The upstream connection broke before the response was complete ({detail})."
+    else:
+        message = f"Could not reach the upstream ({detail})."
+    return GatewayError(ErrorType.HTTP_ERROR, message, retryable=True, counts_against_provider=True)
 
 
 def _bad_reply(message: str) -> GatewayError:
@@ -136,11 +137,40 @@ async def open_stream(
         raise
 
 
+# In-stream error types (either vendor's, or the contract's after translation) that judge the
+# request or the account, not the provider's health: passed to the client, never retried.
+_FINAL_STREAM_ERRORS = frozenset(
+    {
+        "invalid_request_error",
+        "invalid_request",
+        "authentication_error",
+        "invalid_api_key",
+        "permission_error",
+        "billing_error",
+        "not_found_error",
+        "model_not_found",
+        "request_too_large",
+        "insufficient_quota",
+    }
+)
+
+
 async def _first_output(response: aiohttp.ClientResponse, relay: StreamRelay) -> bytes:
+    """The client's first bytes. A stream whose first event is a provider-side error (say an
+    ``overloaded_error``) has sent the client nothing yet, so it fails here and can be retried.
+    """
     while True:
         chunk = await response.content.readany()
         if not chunk:
             raise _bad_reply("The upstream closed the stream before its first event.")
         out = relay.feed(chunk)
+        if relay.error and relay.events_out == 1 and relay.error not in _FINAL_STREAM_ERRORS:
+            raise GatewayError(
+                ErrorType.PROVIDER_ERROR,
+                f"The upstream's stream began with an error ({relay.error}).",
+                retryable=True,
+                counts_against_provider=True,
+                overloaded=relay.error == "overloaded_error",
+            )
         if out:
             return out
