@@ -172,6 +172,8 @@ def _litellm(env: Env) -> Proc:
         "LITELLM_LOG": "ERROR",
         "LITELLM_TELEMETRY": "False",
         "DISABLE_ADMIN_UI": "True",
+        # No auth on either side (our gateway's bench config has none): loopback only.
+        "LITELLM_DANGEROUSLY_PERMIT_WEAK_OR_UNSET_MASTER_KEY": "true",
         "PYTHONPATH": "",
     }
     return start(
