@@ -1,12 +1,15 @@
-"""``serve --workers 2``: two processes share the port, both serve, both drain on SIGTERM."""
+"""``serve --workers 2``: two processes share the port, both serve, both hot-reload, both drain
+on SIGTERM."""
 
 from __future__ import annotations
 
 import signal
 
 import openai
+import yaml
 
 from tests.conftest import CLIENT_KEY, gateway_config, wait_until
+from tests.e2e.live_config import dump, version_of, write_rename_over
 from tests.http import get
 
 
@@ -27,5 +30,18 @@ def test_two_workers_share_the_port_and_exit_cleanly(sim, spawn_gateway, tmp_pat
             model="gpt-4o", messages=[{"role": "user", "content": "say: ok"}]
         )
         assert reply.choices[0].message.content == "ok"
+    # Every worker watches the config itself: an edit reaches all of them.
+    data = yaml.safe_load(config.read_text())
+    data["models"]["gpt-4o"]["aliases"] = ["reloaded-alias"]
+    write_rename_over(config, dump(data))
+    new_version = version_of(config.read_bytes())
+
+    def every_worker_reloaded() -> bool:
+        answers = [get(f"{process.url}/status").json() for _ in range(40)]
+        return {a["pid"] for a in answers} == pids and all(
+            a["config"]["version"] == new_version for a in answers
+        )
+
+    wait_until(every_worker_reloaded, timeout=10)
     process.signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
