@@ -80,6 +80,7 @@ async def complete(
     """A non-streaming attempt bounded by ``timeout_s``."""
     req = target.vendor.chat_request(target.provider, body, stream=False)
     headers = {**req.headers, "x-request-id": request_id}
+    failure: GatewayError | None = None
     async with pools.lease(target.provider) as session:
         try:
             async with (
@@ -90,7 +91,10 @@ async def complete(
                 status, reply_headers = response.status, response.headers
                 content_type = response.content_type
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise transport_error(exc) from None
+            # Raised outside the lease: contextlib would set __traceback__ on the frozen error.
+            failure = transport_error(exc)
+    if failure is not None:
+        raise failure
     if status != 200:
         raise target.vendor.error_from_upstream(status, data, reply_headers)
     if content_type != "application/json":

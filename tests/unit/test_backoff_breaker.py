@@ -3,8 +3,9 @@ import random
 import pytest
 
 from proxy.config.snapshot import BreakerSettings, RetryPolicy
-from proxy.engine.backoff import backoff_s, retry_after_s
-from proxy.engine.breaker import Breaker, State
+from proxy.engine.backoff import asked_wait_s, backoff_s, parse_retry_after, retry_after_s
+from proxy.engine.breaker import Breaker, Breakers, State
+from proxy.errors import ErrorType, GatewayError
 
 
 def test_backoff_doubles_from_initial_and_caps():
@@ -83,3 +84,90 @@ def test_breaker_disabled_never_opens():
     for _ in range(5):
         breaker.record_failure()
     assert breaker.allow() and breaker.state is State.CLOSED
+
+
+def test_backoff_jitter_never_exceeds_the_cap():
+    policy = RetryPolicy(initial_backoff_ms=100, max_backoff_ms=400, jitter=0.5)
+    rng = random.Random(3)
+    assert max(backoff_s(policy, 5, rng) for _ in range(200)) <= 0.4
+
+
+def test_backoff_survives_absurd_retry_counts():
+    assert backoff_s(RetryPolicy(max_backoff_ms=5000, jitter=0), 5000) == 5
+
+
+def test_parse_retry_after_is_uncapped_and_reads_the_error():
+    assert parse_retry_after({"retry-after": "120"}) == 120
+    assert parse_retry_after({"retry-after-ms": "nan", "retry-after": "2"}) == 2
+    assert parse_retry_after({"retry-after": "-3"}) == 0
+    error = GatewayError(ErrorType.RATE_LIMIT_EXCEEDED, "slow down", retry_after_ms="40")
+    assert asked_wait_s(error) == pytest.approx(0.04)
+    assert asked_wait_s(GatewayError(ErrorType.PROVIDER_ERROR, "x")) is None
+
+
+def tripped(clock: Clock, **settings: object) -> Breaker:
+    breaker = Breaker(BreakerSettings(failure_threshold=1, cooldown_s=5, **settings), clock)
+    breaker.record_failure()
+    assert breaker.state is State.OPEN
+    return breaker
+
+
+def test_breaker_needs_every_half_open_probe_to_succeed():
+    clock = Clock()
+    breaker = tripped(clock, half_open_probes=2)
+    clock.now = 5
+    assert breaker.allow() and breaker.allow() and not breaker.allow()
+    breaker.record_success()
+    assert breaker.state is State.HALF_OPEN
+    breaker.record_success()
+    assert breaker.state is State.CLOSED
+
+
+def test_breaker_ignores_stragglers_while_open():
+    """Outcomes of requests let through before it opened neither close nor re-open it."""
+    clock = Clock()
+    breaker = tripped(clock)
+    clock.now = 2
+    breaker.record_success()
+    breaker.record_failure()
+    assert breaker.state is State.OPEN
+    assert breaker.retry_in() == 3  # the cooldown was not extended
+    assert breaker.transitions_to[State.OPEN] == 1
+
+
+def test_breaker_released_probe_frees_its_slot_only_in_its_own_half_open_period():
+    clock = Clock()
+    breaker = tripped(clock)
+    clock.now = 5
+    assert breaker.allow()
+    epoch = breaker.transitions
+    breaker.release_probe(epoch)
+    assert breaker.allow()  # the slot came back
+    breaker.record_failure()  # re-opens; a later half-open period starts afresh
+    clock.now = 10
+    assert breaker.allow()
+    breaker.release_probe(epoch)  # a stale release changes nothing
+    assert not breaker.allow()
+
+
+def test_breaker_health_checks_fail_it_and_end_its_cooldown_early():
+    clock = Clock()
+    breaker = Breaker(BreakerSettings(failure_threshold=2, cooldown_s=60), clock)
+    breaker.record_health(False)
+    breaker.record_health(False)
+    assert breaker.state is State.OPEN
+    breaker.record_health(True)
+    assert breaker.state is State.HALF_OPEN  # probes still decide
+    assert breaker.allow()
+    breaker.record_success()
+    assert breaker.state is State.CLOSED
+
+
+def test_breakers_report_states_and_transition_counts():
+    breakers = Breakers()
+    settings = BreakerSettings(failure_threshold=1)
+    breakers.get("a", settings).record_failure()
+    breakers.get("b", settings)
+    assert breakers.states() == {"a": "open", "b": "closed"}
+    counts = breakers.transitions()
+    assert counts[("a", "open")] == 1 and counts[("b", "open")] == 0
