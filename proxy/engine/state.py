@@ -6,6 +6,7 @@ reads ``state.snapshot`` once at its start and keeps that object to its end.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ class RequestRecord:
     client_disconnected: bool = False
     dropped_params: tuple[str, ...] = ()
     started_at: float = field(default_factory=time.time)
+    # Set only when server.logging.log_content is on: the raw request and response bodies.
+    request_body: bytes | None = None
+    response_body: bytes | None = None
 
 
 Observer = Callable[[RequestRecord], None]
@@ -68,8 +72,23 @@ class GatewayState:
         self.draining = False
         self.reload_counts = {"ok": 0, "error": 0}
         self.health: dict[str, Any] = {}  # provider name -> latest proxy.engine.health.Health
+        self.idle = asyncio.Event()  # set while no completion request is running
         self.in_flight = 0
         self.streams_open = 0
+
+    @property
+    def in_flight(self) -> int:
+        """Completion requests running now, streams included."""
+        return self._in_flight
+
+    @in_flight.setter
+    def in_flight(self, value: int) -> None:
+        # An event, not polling: the drain ends the moment the last request does.
+        self._in_flight = value
+        if value:
+            self.idle.clear()
+        else:
+            self.idle.set()
 
     def start(self) -> None:
         """Create the pooled sessions (needs the running loop)."""

@@ -49,6 +49,8 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
     try:
         raw = await _read_body(request, snapshot.server.max_body_bytes)
         record.bytes_in = len(raw)
+        if snapshot.server.logging.log_content:
+            record.request_body = raw
         body = _parse(raw, dialect)
         record.model_requested, record.stream = str(body["model"]), bool(body.get("stream"))
         call = Call(
@@ -141,6 +143,8 @@ async def _complete(
     payload["usage"]["cost"] = usd_number(amount)
     data = orjson.dumps(payload)
     _finish_record(record, target, 200, usage, amount, len(data))
+    if call.snapshot.server.logging.log_content:
+        record.response_body = data
     headers = _headers(call, target, record, started)
     headers.update(
         {
