@@ -1,17 +1,30 @@
-"""Process logging: JSON lines (default) or text, at the configured level."""
+"""Process logging: JSON lines (default) or text, at the configured level; the access log.
+
+The access log is one line per completion request on the ``llm_edge_agent.access`` logger,
+built from the request's :class:`~proxy.engine.state.RequestRecord`. It holds what ops need
+(ids, models, status, tokens, cost, timings, sizes) and never a key; prompts and completions
+only when ``server.logging.log_content`` asks for them.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from proxy.config.snapshot import LoggingSettings
+from proxy.engine.state import RequestRecord
+from proxy.pricing import Usage, format_usd, usd_number
 
+ACCESS_LOGGER = "llm_edge_agent.access"
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message"}
+_NO_USAGE = Usage()
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 class JsonFormatter(logging.Formatter):
@@ -42,3 +55,95 @@ def configure_logging(settings: LoggingSettings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
+    # Its own switch (access_log), whatever the level: quieting warnings keeps the access log.
+    access_log.setLevel(logging.INFO)
+
+
+class AccessLog:
+    """The access-log observer; reads the settings per request, so a reload applies at once."""
+
+    def __init__(self, settings: Callable[[], LoggingSettings]) -> None:
+        self._settings = settings
+
+    def __call__(self, record: RequestRecord) -> None:
+        settings = self._settings()
+        if not settings.access_log or not access_log.isEnabledFor(logging.INFO):
+            return
+        fields = access_fields(record, content=settings.log_content)
+        message = text_line(fields) if settings.format == "text" else "request"
+        access_log.info("%s", message, extra=fields)
+
+
+def access_fields(record: RequestRecord, content: bool = False) -> dict[str, Any]:
+    """The access-log fields of one request (JSON-ready; ``None`` where nothing applies)."""
+    usage = record.usage or _NO_USAGE
+    fields: dict[str, Any] = {
+        "request_id": record.request_id,
+        "dialect": record.dialect,
+        "model_requested": record.model_requested or None,
+        "model": record.model,
+        "upstream_model": record.upstream_model,
+        "provider": record.provider,
+        "status": record.status,
+        "error_type": record.error_type,
+        "attempts": record.attempts,
+        "input_tokens": usage.prompt_tokens,
+        "output_tokens": usage.completion_tokens,
+        "cached_tokens": usage.cached_tokens,
+        "cost_usd": None if record.cost is None else usd_number(record.cost),
+        "latency_ms": _ms(record.latency_s),
+        "upstream_ms": _ms(record.upstream_s),
+        "first_token_ms": None if record.first_token_s is None else _ms(record.first_token_s),
+        "overhead_ms": _ms(record.overhead_s),
+        "bytes_in": record.bytes_in,
+        "bytes_out": record.bytes_out,
+        "stream": record.stream,
+        "client_disconnected": record.client_disconnected,
+    }
+    if record.dropped_params:
+        fields["dropped_params"] = list(record.dropped_params)
+    if content:
+        fields["request"] = _content(record.request_body)
+        fields["response"] = _content(record.response_body)
+    return fields
+
+
+def text_line(fields: dict[str, Any]) -> str:
+    """The access line for ``format: text``: the same facts, ``key=value``."""
+    cost = fields["cost_usd"]
+    parts = [
+        fields["request_id"],
+        fields["dialect"],
+        f"{fields['model_requested'] or '-'}->{fields['provider'] or '-'}/"
+        f"{fields['upstream_model'] or '-'}",
+        str(fields["status"]),
+        fields["error_type"] or "-",
+        f"attempts={fields['attempts']}",
+        f"tokens={fields['input_tokens']}/{fields['output_tokens']}/{fields['cached_tokens']}",
+        f"cost_usd={'-' if cost is None else format_usd(Decimal(repr(cost)))}",
+        f"latency_ms={fields['latency_ms']}",
+        f"first_token_ms={fields['first_token_ms'] if fields['stream'] else '-'}",
+        f"overhead_ms={fields['overhead_ms']}",
+        f"bytes={fields['bytes_in']}/{fields['bytes_out']}",
+        f"stream={str(fields['stream']).lower()}",
+    ]
+    if fields["client_disconnected"]:
+        parts.append("client_disconnected")
+    for key in ("request", "response"):
+        if fields.get(key) is not None:
+            parts.append(f"{key}={orjson.dumps(fields[key]).decode()}")
+    return " ".join(parts)
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _content(raw: bytes | None) -> Any:
+    """A logged body as JSON when it is JSON, else as text."""
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")

@@ -11,15 +11,25 @@ from aiohttp import web
 from proxy.config.snapshot import Snapshot
 from proxy.engine import health
 from proxy.engine.state import GatewayState
+from proxy.logs import AccessLog
 from proxy.server import completions, ops
+from proxy.server.auth import auth_middleware
+from proxy.server.gate import drain_middleware
 from proxy.server.keys import STATE
+from proxy.server.metrics import METRICS, Metrics, metrics_endpoint
 
 
 def create_app(snapshot: Snapshot, state: GatewayState | None = None) -> web.Application:
     """An app serving ``snapshot``; sessions are created at startup and closed at cleanup."""
     # client_max_size=0: the body limit is the snapshot's, enforced per request (it can reload).
-    app = web.Application(client_max_size=0, handler_args={"max_field_size": 16384})
-    app[STATE] = state or GatewayState(snapshot)
+    app = web.Application(
+        client_max_size=0,
+        handler_args={"max_field_size": 16384},
+        middlewares=[auth_middleware, drain_middleware],
+    )
+    state = app[STATE] = state or GatewayState(snapshot)
+    metrics = app[METRICS] = Metrics(state)
+    state.observers += [metrics.observe, AccessLog(lambda: state.snapshot.server.logging)]
     app.router.add_post("/v1/chat/completions", completions.chat_completions)
     app.router.add_post("/v1/messages", completions.messages)
     app.router.add_get("/v1/models", ops.models)
@@ -27,6 +37,7 @@ def create_app(snapshot: Snapshot, state: GatewayState | None = None) -> web.App
     app.router.add_get("/readyz", ops.readyz)
     app.router.add_get("/status", ops.status)
     app.router.add_get("/health/providers", ops.providers_health)
+    app.router.add_get("/metrics", metrics_endpoint)
     app.cleanup_ctx.append(_lifecycle)
     return app
 

@@ -1,0 +1,67 @@
+"""Turning a request away before its handler runs (inbound auth, shutdown), in its dialect.
+
+A refused completion request is still recorded, so 401s and 503s show in the access log and
+in ``/metrics`` like any other answer.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from proxy.engine.dialects import ANTHROPIC, OPENAI
+from proxy.engine.state import RequestRecord
+from proxy.errors import ErrorType, GatewayError
+from proxy.server.keys import STATE
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+COMPLETIONS = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
+DRAINING = GatewayError(
+    ErrorType.UNAVAILABLE,
+    "This gateway is shutting down and takes no new requests; retry, another one will answer.",
+    code="draining",
+)
+
+
+def dialect_of(request: web.Request) -> str:
+    """Anthropic for /v1/messages and Anthropic-style model listings; OpenAI otherwise."""
+    if request.path == "/v1/models":
+        return ANTHROPIC if "anthropic-version" in request.headers else OPENAI
+    return COMPLETIONS.get(request.path, OPENAI)
+
+
+def refuse(
+    request: web.Request, error: GatewayError, headers: dict[str, str] | None = None
+) -> web.Response:
+    """``error`` as the client's SDK expects it, with ``x-llm-error`` and ``x-request-id``."""
+    dialect = dialect_of(request)
+    request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+    body = orjson.dumps(error.openai_body() if dialect == OPENAI else error.anthropic_body())
+    if request.path in COMPLETIONS:
+        record = RequestRecord(request_id, dialect, "", False, status=error.status)
+        record.error_type, record.bytes_in = str(error.type), request.content_length or 0
+        record.bytes_out = len(body)
+        request.app[STATE].observe(record)
+    return web.Response(
+        body=body,
+        status=error.status,
+        headers={**error.headers(), "x-request-id": request_id, **(headers or {})},
+        content_type="application/json",
+    )
+
+
+@web.middleware
+async def drain_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """While draining, new completion requests get 503; everything else is still served.
+
+    The listener stays open during the drain so that ``/readyz`` can answer 503 and
+    ``/healthz`` 200 (a liveness probe must not kill a sidecar that is finishing streams).
+    """
+    if request.app[STATE].draining and request.path in COMPLETIONS:
+        response = refuse(request, DRAINING)
+        response.force_close()
+        return response
+    return await handler(request)
