@@ -1,7 +1,8 @@
 """Serving until SIGTERM/SIGINT, then draining in-flight requests (streams included).
 
-On the signal: ``/readyz`` turns 503, the listening socket closes (no new connections),
-requests already running finish, up to ``server.drain_timeout_s``; then the process exits 0.
+On the signal: ``/readyz`` turns 503 and new completion requests get 503 ``unavailable``;
+requests and streams already running finish, up to ``server.drain_timeout_s``; then the
+listener closes and the process exits 0. A second signal ends the wait at once.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from pathlib import Path
 
 from aiohttp import web
@@ -19,6 +19,7 @@ from proxy.engine.state import GatewayState
 from proxy.server.app import create_app
 
 log = logging.getLogger("llm_edge_agent")
+CLOSE_TIMEOUT_S = 1.0  # after the drain: how long an ops request may take to finish
 
 
 def install_uvloop() -> bool:
@@ -48,7 +49,7 @@ async def serve(
         app,
         handler_cancellation=True,
         access_log=None,
-        shutdown_timeout=snapshot.server.drain_timeout_s,
+        shutdown_timeout=CLOSE_TIMEOUT_S,  # drain() has already waited for the requests
     )
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
@@ -64,23 +65,34 @@ async def serve(
     if ready is not None:
         ready.set()
     await stop.wait()
-    await drain(state, runner, site)
+    stop.clear()  # from here on, a second signal cuts the drain short
+    await drain(state, runner, hurry=stop)
     if reloader is not None:
         reloader.cancel()
     return 0
 
 
-async def drain(state: GatewayState, runner: web.AppRunner, site: web.TCPSite) -> None:
-    """Stop accepting, let in-flight requests finish within the drain timeout, shut down."""
+async def drain(
+    state: GatewayState, runner: web.AppRunner, hurry: asyncio.Event | None = None
+) -> None:
+    """Take no new work, let running requests finish (up to the drain timeout), shut down.
+
+    The listener stays open until the end, which is what Kubernetes needs: ``/readyz`` answers
+    503 (the kubelet sees "not ready", not a refused connection), ``/healthz`` stays 200 so a
+    liveness probe cannot kill a drain in progress, ``/metrics`` shows the drain, and new
+    completion requests get a 503 in their dialect (``proxy.server.gate``).
+    """
     state.draining = True
     limit = state.snapshot.server.drain_timeout_s
     log.info("draining %d in-flight request(s), up to %.0f s", state.in_flight, limit)
-    await site.stop()
-    deadline = time.monotonic() + limit
-    while state.in_flight > 0 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    waits = [asyncio.ensure_future(state.idle.wait())]
+    if hurry is not None:
+        waits.append(asyncio.ensure_future(hurry.wait()))
+    _, pending = await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
     if state.in_flight:
-        log.warning("drain timeout: %d request(s) still running are cancelled", state.in_flight)
+        log.warning("drain ended with %d request(s) still running: cut", state.in_flight)
     await runner.cleanup()
 
 
