@@ -269,10 +269,9 @@ def _error(
     record.status, record.error_type = error.status, str(error.type)
     headers = error.headers()
     headers["x-request-id"] = record.request_id
-    if call is not None:
-        headers["x-llm-attempts"] = str(call.attempts)
-        if call.attempts > 1:
-            headers["x-should-retry"] = "false"  # we already retried; don't multiply it
+    headers["x-llm-attempts"] = str(call.attempts if call is not None else 0)  # 0: none made
+    if call is not None and call.attempts > 1:
+        headers["x-should-retry"] = "false"  # we already retried; don't multiply it
     if target is not None and call is not None and call.attempts:
         headers["x-llm-provider"] = target.provider.name
         headers["x-llm-model"] = target.upstream_model

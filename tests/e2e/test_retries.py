@@ -280,3 +280,13 @@ def test_stream_first_byte_timeout_every_time_is_a_504(gateway_factory, sim):
     assert error.status_code == 504
     assert error.body["type"] == "timeout"
     assert error.response.headers["x-llm-attempts"] == "3"
+
+
+def test_errors_before_any_upstream_attempt_say_zero_attempts(gateway, sim):
+    unknown = openai_error(gateway, model="no-such-model")
+    assert unknown.status_code == 404
+    assert unknown.response.headers["x-llm-attempts"] == "0"
+    invalid = openai_error(gateway, temperature="hot")
+    assert invalid.status_code == 400
+    assert invalid.response.headers["x-llm-attempts"] == "0"
+    assert sim.completions() == []
