@@ -40,16 +40,15 @@ def refuse(
     dialect = dialect_of(request)
     request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
     body = orjson.dumps(error.openai_body() if dialect == OPENAI else error.anthropic_body())
+    out = {**error.headers(), "x-request-id": request_id, **(headers or {})}
     if request.path in COMPLETIONS:
+        out["x-llm-attempts"] = "0"  # no upstream call was made
         record = RequestRecord(request_id, dialect, "", False, status=error.status)
         record.error_type, record.bytes_in = str(error.type), request.content_length or 0
         record.bytes_out = len(body)
         request.app[STATE].observe(record)
     return web.Response(
-        body=body,
-        status=error.status,
-        headers={**error.headers(), "x-request-id": request_id, **(headers or {})},
-        content_type="application/json",
+        body=body, status=error.status, headers=out, content_type="application/json"
     )
 
 

@@ -47,7 +47,7 @@ def test_openai_endpoint_missing_wrong_and_right_token(secured, sim):
     assert missing.json()["error"]["type"] == "unauthorized"
     assert missing.headers["x-llm-error"] == "unauthorized"
     assert missing.headers["www-authenticate"] == "Bearer"
-    assert missing.headers["x-request-id"]
+    assert missing.headers["x-request-id"] and missing.headers["x-llm-attempts"] == "0"
     with pytest.raises(openai.AuthenticationError) as caught:
         openai_client(secured, "tok-wrong").chat.completions.create(
             model="gpt-4o", messages=MESSAGES
