@@ -29,7 +29,14 @@ sys.path.insert(0, str(HERE))
 from benchlib import bodies, install, report  # noqa: E402
 from benchlib.measure import Plan, Session, finish, measure_round, prepare  # noqa: E402
 from benchlib.procs import Proc, StartError, free_port, stop  # noqa: E402
-from benchlib.targets import Env, Target, all_targets, start_upstream, venv_python  # noqa: E402
+from benchlib.targets import (  # noqa: E402
+    Env,
+    Target,
+    all_targets,
+    optional_targets,
+    start_upstream,
+    venv_python,
+)
 
 REPO = HERE.parent.parent
 
@@ -153,7 +160,8 @@ def run_targets(args: argparse.Namespace, env: Env, plan: Plan) -> dict[str, dic
     """Start every target, then measure them in turn, ``plan.rounds`` times over, rotating
     the order each round so no target always runs first or last; medians per figure."""
     only = {n.strip() for n in args.only.split(",") if n.strip()}
-    chosen = [t for t in all_targets(args.quick) if not only or t.name in only]
+    known = all_targets(args.quick) + optional_targets()
+    chosen = [t for t in known if t.name in only] if only else all_targets(args.quick)
     if only and "direct" not in only:
         chosen.insert(0, next(t for t in all_targets(True) if t.name == "direct"))
     if args.upstream != "nginx":

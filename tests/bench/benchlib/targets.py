@@ -124,11 +124,17 @@ def render_template(name: str, dest: Path, **values: object) -> Path:
     return dest
 
 
-def gateway_config(dest: Path, upstream_port: int, max_connections: int = 100) -> Path:
+def gateway_config(
+    dest: Path, upstream_port: int, max_connections: int = 100, access_log: bool = True
+) -> Path:
     """The benchmark's gateway config; 100 upstream connections is the product default."""
-    return render_template(
+    render_template(
         "gateway.yaml.tmpl", dest, UPSTREAM_PORT=upstream_port, MAX_CONNECTIONS=max_connections
     )
+    if not access_log:
+        with dest.open("a") as out:
+            out.write("server:   {logging: {access_log: false}}\n")
+    return dest
 
 
 def gateway_command(python: str, config: Path, port: int, workers: int) -> list[str]:
@@ -139,13 +145,15 @@ def gateway_command(python: str, config: Path, port: int, workers: int) -> list[
     return cmd + (["--workers", str(workers)] if workers > 1 else [])
 
 
-def _gateway(workers: int) -> Callable[[Env], Proc]:
+def _gateway(workers: int, access_log: bool = True) -> Callable[[Env], Proc]:
+    name = f"ours-{workers}w" + ("" if access_log else "-nolog")
+
     def launch(env: Env) -> Proc:
         port = free_port()
-        config = gateway_config(env.work / "gateway.yaml", env.upstream_port)
+        config = gateway_config(env.work / f"{name}.yaml", env.upstream_port, access_log=access_log)
         cpus = env.cpu_target if workers == 1 else None
         return start(
-            f"ours-{workers}w",
+            name,
             gateway_command(env.python, config, port, workers),
             port=port,
             log_dir=env.logs,
@@ -203,6 +211,12 @@ def all_targets(quick: bool) -> list[Target]:
     if not quick:
         targets.append(Target("litellm", "LiteLLM proxy, 1 worker", LITELLM, _litellm, "litellm"))
     return targets
+
+
+def optional_targets() -> list[Target]:
+    """Diagnostic targets, measured only when named in ``--only``."""
+    label = "llm-edge-agent, 1 worker, access log off"
+    return [Target("ours-1w-nolog", label, GATEWAY, _gateway(1, access_log=False), "ours")]
 
 
 def venv_python(repo: Path) -> str:
