@@ -160,6 +160,15 @@ def test_503_retry_after_is_honoured_too(gateway, sim):
     assert 0.35 - 0.005 <= gaps(sim)[0] <= 0.35 + SLACK_S
 
 
+def test_anthropic_529_retry_after_ms_is_honoured(gateway, sim):
+    sim.sim.faults.push(Fault(kind="status", status=529, headers={"retry-after-ms": "300"}))
+    raw = gateway.anthropic().messages.with_raw_response.create(
+        model="claude-3.5-sonnet", max_tokens=20, messages=HELLO
+    )
+    assert raw.headers["x-llm-attempts"] == "2"
+    assert 0.3 - 0.005 <= gaps(sim)[0] <= 0.3 + SLACK_S
+
+
 def test_retry_after_beyond_the_cap_ends_retries_at_once(gateway, sim):
     """max_retry_after_ms is 3 s: an upstream asking for 60 s gets its 429 passed on now."""
     push(sim, Fault(kind="status", status=429, headers={"retry-after": "60"}))
