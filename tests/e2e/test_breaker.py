@@ -87,7 +87,7 @@ def test_half_open_lets_only_its_probes_through(gateway_factory, sim):
     gateway = gateway_factory(breaker_policy(half_open_probes=1))
     trip(gateway, sim)
     wait_until(lambda: circuit(gateway) == "half_open", timeout=5)
-    sim.sim.faults.push(Fault(kind="slow_headers", delay_ms=400))
+    sim.sim.faults.push(Fault(kind="slow_headers", delay_ms=1500))
     results: list[Any] = []
     probe = threading.Thread(target=lambda: results.append(ask(gateway)))
     probe.start()

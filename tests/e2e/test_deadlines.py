@@ -22,7 +22,7 @@ from tests.conftest import wait_until
 
 HELLO = [{"role": "user", "content": "hello"}]
 BUDGET_S = 0.8
-TOLERANCE_S = 0.75
+TOLERANCE_S = 1.5  # generous for a loaded machine, still far below the faults' 5 s
 SLOW_MS = 5000
 POLICY: dict[str, Any] = {
     "retry": {"max_retries": 3, "initial_backoff_ms": 100, "max_backoff_ms": 1000},
