@@ -139,7 +139,7 @@ async def _complete(
     amount = cost(target.model.price, usage)
     payload = client_response(call.dialect, target.vendor.wire, reply.payload, int(time.time()))
     if not isinstance(payload.get("usage"), dict):
-        payload["usage"] = {}
+        payload["usage"] = _usage_body(call.dialect, usage)  # an upstream that sent none
     payload["usage"]["cost"] = usd_number(amount)
     data = orjson.dumps(payload)
     _finish_record(record, target, 200, usage, amount, len(data))
@@ -225,6 +225,16 @@ async def _relay_rest(
         )
         record.bytes_out += len(out)
         await response.write(out)
+
+
+def _usage_body(dialect: str, usage: Usage) -> dict[str, Any]:
+    if dialect == OPENAI:
+        return {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        }
+    return {"input_tokens": usage.uncached_input_tokens, "output_tokens": usage.completion_tokens}
 
 
 def _broken_stream(exc: BaseException) -> GatewayError:
