@@ -8,6 +8,7 @@ listener closes and the process exits 0. A second signal ends the wait at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from pathlib import Path
@@ -65,10 +66,9 @@ async def serve(
     if ready is not None:
         ready.set()
     await stop.wait()
+    await _stop_reloader(reloader)  # no reload may swap sessions in while they are closed
     stop.clear()  # from here on, a second signal cuts the drain short
     await drain(state, runner, hurry=stop)
-    if reloader is not None:
-        reloader.cancel()
     return 0
 
 
@@ -103,3 +103,11 @@ def _start_reloader(state: GatewayState, config_path: Path, watch: bool) -> asyn
     except ImportError:
         return None
     return start_reloader(state, config_path, watch=watch)
+
+
+async def _stop_reloader(task: asyncio.Task | None) -> None:
+    if task is None:
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
