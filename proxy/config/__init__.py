@@ -1,1 +1,1 @@
-"""Config: load YAML, interpolate ``${VAR}``, validate against the schema, build snapshots, watch."""
+"""Config: load YAML, interpolate ``${VAR}``, validate against the schema, build snapshots."""

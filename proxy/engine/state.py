@@ -74,7 +74,7 @@ class GatewayState:
         self.health: dict[str, Any] = {}  # provider name -> latest proxy.engine.health.Health
         self.idle = asyncio.Event()  # set while no completion request is running
         self.in_flight = 0
-        self.streams_open = 0
+        self.open_streams: set[Any] = set()  # proxy.engine.upstream.OpenStream being relayed
 
     @property
     def in_flight(self) -> int:
@@ -89,6 +89,10 @@ class GatewayState:
             self.idle.clear()
         else:
             self.idle.set()
+
+    @property
+    def streams_open(self) -> int:
+        return len(self.open_streams)
 
     def start(self) -> None:
         """Create the pooled sessions (needs the running loop)."""

@@ -29,7 +29,7 @@ class Reply:
     headers: Mapping[str, str]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity-hashed: the gateway keeps a set of these
 class OpenStream:
     """An upstream stream whose first event has arrived; the caller relays the rest.
 
@@ -41,6 +41,12 @@ class OpenStream:
     relay: StreamRelay
     first: bytes
     _stack: contextlib.AsyncExitStack
+    aborted: GatewayError | None = None
+
+    def abort(self, error: GatewayError) -> None:
+        """Cut the stream from outside (shutdown): the relay reports ``error`` to the client."""
+        self.aborted = error
+        self.response.close()
 
     async def close(self) -> None:
         if not self.relay.done:

@@ -176,7 +176,7 @@ async def _stream(
         return await upstream.open_stream(state.pools, target, body, call.request_id, limit, relay)
 
     opened, target = await attempts.run(call, state.breakers, once)
-    state.streams_open += 1
+    state.open_streams.add(opened)
     try:
         response = web.StreamResponse(status=200, headers=_headers(call, target, record, started))
         response.content_type = "text/event-stream"
@@ -192,7 +192,7 @@ async def _stream(
         record.client_disconnected = True
         raise
     finally:
-        state.streams_open -= 1
+        state.open_streams.discard(opened)
         relay = opened.relay
         await opened.close()
         _finish_record(record, target, 200, relay.usage, relay.cost, record.bytes_out)
@@ -210,9 +210,12 @@ async def _relay_rest(
                 try:
                     chunk = await reader.readany()
                 except (aiohttp.ClientError, OSError) as exc:
-                    out = relay.fail(_broken_stream(exc))
+                    out = relay.fail(opened.aborted or _broken_stream(exc))
                 else:
-                    out = relay.feed(chunk) if chunk else relay.end()
+                    if opened.aborted is not None:
+                        out = relay.fail(opened.aborted)
+                    else:
+                        out = relay.feed(chunk) if chunk else relay.end()
                 if out:
                     record.bytes_out += len(out)
                     await response.write(out)

@@ -17,6 +17,7 @@ from aiohttp import web
 
 from proxy.config.snapshot import Snapshot
 from proxy.engine.state import GatewayState
+from proxy.errors import ErrorType, GatewayError
 from proxy.server.app import create_app
 
 log = logging.getLogger("llm_edge_agent")
@@ -93,7 +94,18 @@ async def drain(
         task.cancel()
     if state.in_flight:
         log.warning("drain ended with %d request(s) still running: cut", state.in_flight)
+        _abort_streams(state)
     await runner.cleanup()
+
+
+def _abort_streams(state: GatewayState) -> None:
+    """End streams still running with an error event in their dialect, never a silent cut."""
+    error = GatewayError(
+        ErrorType.UNAVAILABLE,
+        "The gateway is shutting down; this stream outlived its drain period.",
+    )
+    for stream in list(state.open_streams):
+        stream.abort(error)
 
 
 def _start_reloader(state: GatewayState, config_path: Path, watch: bool) -> asyncio.Task | None:
