@@ -8,7 +8,10 @@ only when ``server.logging.log_content`` asks for them.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 from collections.abc import Callable
@@ -46,14 +49,26 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(out, default=str).decode()
 
 
+_listener: logging.handlers.QueueListener | None = None
+
+
 def configure_logging(settings: LoggingSettings) -> None:
+    """Log through a queue: the event loop only enqueues; a thread formats and writes, so a
+    slow or blocked stderr pipe never stalls request handling."""
+    global _listener
     handler = logging.StreamHandler(sys.stderr)
     if settings.format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    if _listener is not None:
+        _listener.stop()
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    _listener = logging.handlers.QueueListener(records, handler)
+    _listener.start()
+    atexit.register(_listener.stop)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [logging.handlers.QueueHandler(records)]
     root.setLevel(settings.level.upper())
     # Its own switch (access_log), whatever the level: quieting warnings keeps the access log.
     access_log.setLevel(logging.INFO)
