@@ -114,6 +114,22 @@ class GatewayError(Exception):
         return out
 
 
+_FROZEN_SETATTR = GatewayError.__setattr__
+_EXCEPTION_STATE = frozenset({"__traceback__", "__cause__", "__context__", "__suppress_context__"})
+
+
+def _setattr(self: GatewayError, name: str, value: object) -> None:
+    """Fields stay frozen; the exception's own state does not (contextlib sets
+    ``__traceback__`` when an error passes through an ``asynccontextmanager``)."""
+    if name in _EXCEPTION_STATE:
+        BaseException.__setattr__(self, name, value)
+    else:
+        _FROZEN_SETATTR(self, name, value)
+
+
+GatewayError.__setattr__ = _setattr  # type: ignore[method-assign]
+
+
 def invalid_request(message: str, param: str | None = None) -> GatewayError:
     return GatewayError(ErrorType.INVALID_REQUEST, message, param=param)
 

@@ -32,9 +32,6 @@ T = TypeVar("T")
 Once = Callable[[Target, bytes, float], Awaitable[T]]
 """One attempt: ``once(target, body, remaining_s)``; raises GatewayError on failure."""
 
-# A deadline this much shorter than the model's request_ms was set by the client (header).
-_CLIENT_DEADLINE_SLACK_S = 0.05
-
 
 @dataclass(slots=True)
 class Call:
@@ -85,9 +82,6 @@ def _circuit_open(target: Target, breaker: Breaker) -> GatewayError:
 async def run(call: Call, breakers: Breakers, once: Once[T]) -> tuple[T, Target]:
     """Run ``once`` against the call's targets until one succeeds; raise CallFailed otherwise."""
     primary = resolve(call.snapshot, str(call.body.get("model")))
-    configured_s = primary.model.timeouts.request_ms / 1000
-    if call.deadline - time.monotonic() < configured_s - _CLIENT_DEADLINE_SLACK_S:
-        call.client_deadline = True
     last: GatewayError | None = None  # the last error an upstream gave
     fallback: GatewayError | None = None  # circuit open / deadline: only if nothing better
     last_target: Target | None = primary

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 
-from proxy.config.snapshot import BreakerSettings
+from proxy.config.snapshot import BreakerSettings, ProviderConfig
 
 
 class State(StrEnum):
@@ -138,6 +138,7 @@ class Breakers:
 
     def __init__(self) -> None:
         self._by_provider: dict[str, Breaker] = {}
+        self._endpoints: dict[str, tuple[str, str]] = {}
 
     def get(self, provider: str, settings: BreakerSettings) -> Breaker:
         breaker = self._by_provider.get(provider)
@@ -146,6 +147,15 @@ class Breakers:
         elif breaker.settings != settings:
             breaker.settings = settings
         return breaker
+
+    def sync(self, providers: Mapping[str, ProviderConfig]) -> None:
+        """After a reload: forget removed providers, start afresh for one whose endpoint changed
+        (its failures said nothing about the new base_url)."""
+        for name in list(self._by_provider):
+            provider = providers.get(name)
+            if provider is None or self._endpoints.get(name) != _endpoint(provider):
+                del self._by_provider[name]
+        self._endpoints = {name: _endpoint(p) for name, p in providers.items()}
 
     def states(self) -> dict[str, str]:
         """Provider name -> ``closed`` / ``open`` / ``half_open`` (for /status and metrics)."""
@@ -158,3 +168,7 @@ class Breakers:
             for name, breaker in self._by_provider.items()
             for state, count in breaker.transitions_to.items()
         }
+
+
+def _endpoint(provider: ProviderConfig) -> tuple[str, str]:
+    return (provider.type, provider.base_url)

@@ -97,10 +97,12 @@ class GatewayState:
     def start(self) -> None:
         """Create the pooled sessions (needs the running loop)."""
         self.pools.sync(self.snapshot)
+        self.breakers.sync(self.snapshot.providers)
 
     def swap(self, snapshot: Snapshot, source: str = "reload") -> None:
         """Make ``snapshot`` current; running requests keep the one they started with."""
         self.pools.sync(snapshot)
+        self.breakers.sync(snapshot.providers)
         self.snapshot = snapshot
         self.last_reload = ReloadStatus(ok=True, at=time.time(), source=source)
         self.reload_counts["ok"] += 1

@@ -53,6 +53,7 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
             record.request_body = raw
         body = _parse(raw, dialect)
         record.model_requested, record.stream = str(body["model"]), bool(body.get("stream"))
+        deadline, client_deadline = _deadline(request, snapshot, record.model_requested)
         call = Call(
             dialect,
             body,
@@ -60,7 +61,8 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
             record.stream,
             snapshot,
             request_id,
-            _deadline(request, snapshot, record.model_requested),
+            deadline,
+            client_deadline=client_deadline,
         )
         if call.stream:
             return await _stream(request, state, call, record, started)
@@ -111,12 +113,13 @@ def _parse(raw: bytes, dialect: str) -> dict[str, Any]:
     return body
 
 
-def _deadline(request: web.Request, snapshot: Any, model_name: str) -> float:
-    """Now plus the model's total budget, or the client's shorter ``x-llm-timeout-ms``."""
+def _deadline(request: web.Request, snapshot: Any, model_name: str) -> tuple[float, bool]:
+    """Now plus the model's total budget, or the client's shorter ``x-llm-timeout-ms`` (then
+    the flag is true: hitting that deadline is not the provider's fault)."""
     model = snapshot.resolve(model_name)
     if model is None:
         raise model_not_found(model_name)
-    budget_ms = float(model.timeouts.request_ms)
+    budget_ms = configured_ms = float(model.timeouts.request_ms)
     asked = request.headers.get(TIMEOUT_HEADER)
     if asked:
         try:
@@ -125,7 +128,7 @@ def _deadline(request: web.Request, snapshot: Any, model_name: str) -> float:
             raise invalid_request(
                 f"'{TIMEOUT_HEADER}' must be a number of milliseconds.", TIMEOUT_HEADER
             ) from None
-    return time.monotonic() + budget_ms / 1000
+    return time.monotonic() + budget_ms / 1000, budget_ms < configured_ms
 
 
 async def _complete(
@@ -177,8 +180,8 @@ async def _stream(
 
     opened, target = await attempts.run(call, state.breakers, once)
     state.open_streams.add(opened)
+    response = web.StreamResponse(status=200, headers=_headers(call, target, record, started))
     try:
-        response = web.StreamResponse(status=200, headers=_headers(call, target, record, started))
         response.content_type = "text/event-stream"
         response.headers["cache-control"] = "no-cache"
         await response.prepare(request)
@@ -188,7 +191,10 @@ async def _stream(
         await _relay_rest(response, opened, call, record)
         await response.write_eof()
         return response
-    except (ConnectionResetError, asyncio.CancelledError):
+    except ConnectionResetError:  # the client left while we wrote: nothing more to send
+        record.client_disconnected = True
+        return response
+    except asyncio.CancelledError:
         record.client_disconnected = True
         raise
     finally:

@@ -171,3 +171,23 @@ def test_breakers_report_states_and_transition_counts():
     assert breakers.states() == {"a": "open", "b": "closed"}
     counts = breakers.transitions()
     assert counts[("a", "open")] == 1 and counts[("b", "open")] == 0
+
+
+def test_breakers_follow_reloads():
+    from proxy.config.snapshot import ProviderConfig
+    from proxy.engine.breaker import Breakers
+
+    settings = BreakerSettings(failure_threshold=1)
+    breakers = Breakers()
+    a = ProviderConfig("a", "openai", "http://one")
+    b = ProviderConfig("b", "openai", "http://two")
+    breakers.sync({"a": a, "b": b})
+    breakers.get("a", settings).record_failure()
+    breakers.get("b", settings).record_failure()
+    assert breakers.states() == {"a": "open", "b": "open"}
+    moved = ProviderConfig("a", "openai", "http://elsewhere")
+    breakers.sync({"a": moved, "b": b})  # a points elsewhere now: fresh breaker
+    assert breakers.states() == {"b": "open"}
+    assert breakers.get("a", settings).state is State.CLOSED
+    breakers.sync({"a": moved})  # b removed
+    assert "b" not in breakers.states()
