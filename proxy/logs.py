@@ -30,6 +30,17 @@ _NO_USAGE = Usage()
 access_log = logging.getLogger(ACCESS_LOGGER)
 
 
+ACCESS_FIELDS = "_access"  # the LogRecord attribute holding an access line's fields
+
+
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Enqueue the record as it is: formatting happens once, in the listener's thread (the
+    stock ``prepare`` formats and copies every record on the event loop)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line; ``extra={...}`` fields become top-level keys."""
 
@@ -44,6 +55,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value
+        fields = record.__dict__.get(ACCESS_FIELDS)
+        if fields:
+            out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
@@ -68,7 +82,10 @@ def configure_logging(settings: LoggingSettings) -> None:
     _listener.start()
     atexit.register(_listener.stop)
     root = logging.getLogger()
-    root.handlers[:] = [logging.handlers.QueueHandler(records)]
+    root.handlers[:] = [_QueueHandler(records)]
+    # The logging HOWTO's "Optimization" switches: nothing we log uses these fields.
+    logging._srcfile = None  # no stack walk per record to find the caller
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root.setLevel(settings.level.upper())
     # Its own switch (access_log), whatever the level: quieting warnings keeps the access log.
     access_log.setLevel(logging.INFO)
@@ -86,7 +103,8 @@ class AccessLog:
             return
         fields = access_fields(record, content=settings.log_content)
         message = text_line(fields) if settings.format == "text" else "request"
-        access_log.info("%s", message, extra=fields)
+        # One extra attribute, not one per field: makeRecord's per-key checks cost ~15 us.
+        access_log.info("%s", message, extra={ACCESS_FIELDS: fields})
 
 
 def access_fields(record: RequestRecord, content: bool = False) -> dict[str, Any]:
