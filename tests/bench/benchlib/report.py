@@ -91,11 +91,17 @@ def ratios(targets: dict[str, dict], ours: str = OURS) -> dict[str, dict[str, fl
 
 def _check(goal: str, value: float | None, limit: float | None, unit: str, at_most: bool) -> dict:
     if value is None or limit is None:
-        return {"goal": goal, "value": value, "limit": limit, "met": None, "note": "not measured"}
+        return {
+            "goal": goal,
+            "value": value,
+            "limit": limit,
+            "met": None,
+            "note": " (not measured)",
+        }
     met = value <= limit if at_most else value >= limit
     gap = value - limit
     pct = f" ({gap / limit:+.0%})" if limit else ""
-    note = "met" if met else f"missed by {abs(gap):.3f}{unit}{pct}"
+    note = "" if met else f" by {abs(gap):.3f}{unit}{pct}"
     return {"goal": goal, "value": value, "limit": limit, "met": met, "note": note}
 
 
@@ -182,7 +188,7 @@ def check_table(items: list[dict], markdown: bool) -> str:
     header = ["issue 6 target", "measured", "limit", "verdict"]
     verdict = {True: "MET", False: "MISSED", None: "n/a"}
     body = [
-        [c["goal"], _fmt(c["value"]), _fmt(c["limit"]), f"{verdict[c['met']]}: {c['note']}"]
+        [c["goal"], _fmt(c["value"]), _fmt(c["limit"]), f"{verdict[c['met']]}{c['note']}"]
         for c in items
     ]
     return _render([header, *body], markdown)
