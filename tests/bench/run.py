@@ -7,7 +7,7 @@ FLOOR (``floor.py``: a bare aiohttp+uvloop+orjson pass-through), llm-edge-agent 
 workers, and LiteLLM's proxy (skipped by ``--quick``). Installs nginx and wrk (apt-get) and
 LiteLLM (its own venv under tests/bench/.work) when missing. Prints tables, writes
 ``tests/bench/results.json`` and ``tests/bench/.work/results.md`` (paste into RESULTS.md).
-Full run ~8-12 minutes, ``--quick`` ~2. Stdlib only; the servers it starts use the repo venv.
+Full run ~8-10 minutes, ``--quick`` ~1.5. Stdlib only; the servers it starts use the repo venv.
 """
 
 from __future__ import annotations
