@@ -6,6 +6,7 @@ end-to-end tests exercise the real prices and aliases a user gets.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import signal
@@ -200,7 +201,12 @@ def spawn_gateway(tmp_path: Path) -> Iterator[Callable[..., Process]]:
         ]
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=tmp_path,
+                start_new_session=True,  # its own process group: --workers children included
             )
         process = Process(popen, f"http://127.0.0.1:{port}", log_path)
         processes.append(process)
@@ -209,7 +215,7 @@ def spawn_gateway(tmp_path: Path) -> Iterator[Callable[..., Process]]:
         return process
 
     yield spawn
-    for process in processes:
-        if process.popen.poll() is None:
-            process.popen.kill()
-            process.popen.wait(5)
+    for process in processes:  # the whole process group, workers included, whatever happened
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.popen.pid, signal.SIGKILL)
+        process.popen.wait(5)

@@ -19,6 +19,7 @@ from proxy.config.snapshot import Snapshot
 from proxy.engine.state import GatewayState
 from proxy.errors import ErrorType, GatewayError
 from proxy.server.app import create_app
+from proxy.server.workers import watch_supervisor
 
 log = logging.getLogger("llm_edge_agent")
 CLOSE_TIMEOUT_S = 1.0  # after the drain: how long an ops request may take to finish
@@ -61,12 +62,15 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     reloader = _start_reloader(state, config_path, watch)
+    orphan_watch = watch_supervisor(stop)
     log.info(
         "serving on http://%s:%d (config %s, version %s)", host, port, config_path, snapshot.version
     )
     if ready is not None:
         ready.set()
     await stop.wait()
+    if orphan_watch is not None:
+        orphan_watch.cancel()
     await _stop_reloader(reloader)  # no reload may swap sessions in while they are closed
     stop.clear()  # from here on, a second signal cuts the drain short
     await drain(state, runner, hurry=stop)

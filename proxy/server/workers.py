@@ -7,10 +7,30 @@ SIGHUP, and exits 0 once every worker has drained and exited 0.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import signal
 import subprocess
 import sys
 from collections.abc import Sequence
+
+SUPERVISOR_ENV = "LLM_EDGE_SUPERVISOR_PID"
+ORPHAN_CHECK_S = 1.0
+
+
+def watch_supervisor(stop: asyncio.Event) -> asyncio.Task[None] | None:
+    """In a worker: drain and exit if the supervisor dies (a SIGKILL leaves no one to relay
+    SIGTERM, and an orphaned worker would keep the port and the vendor keys)."""
+    supervisor = os.environ.get(SUPERVISOR_ENV)
+    if not supervisor:
+        return None
+
+    async def watch() -> None:
+        while os.getppid() == int(supervisor):
+            await asyncio.sleep(ORPHAN_CHECK_S)
+        stop.set()
+
+    return asyncio.get_running_loop().create_task(watch())
 
 
 def run_workers(count: int, worker_args: Sequence[str]) -> int:
@@ -25,7 +45,8 @@ def run_workers(count: int, worker_args: Sequence[str]) -> int:
         "1",
         "--reuse-port",
     ]
-    children = [subprocess.Popen(command) for _ in range(count)]
+    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+    children = [subprocess.Popen(command, env=env) for _ in range(count)]
 
     def relay(signum: int, _frame: object) -> None:
         for child in children:

@@ -3,6 +3,7 @@ on SIGTERM."""
 
 from __future__ import annotations
 
+import os
 import signal
 
 import openai
@@ -45,3 +46,24 @@ def test_two_workers_share_the_port_and_exit_cleanly(sim, spawn_gateway, tmp_pat
     wait_until(every_worker_reloaded, timeout=10)
     process.signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
+
+
+def test_workers_exit_when_their_supervisor_is_killed(sim, spawn_gateway, tmp_path):
+    process = spawn_gateway(gateway_config(sim.url, tmp_path), "--workers", "2")
+
+    def worker_pids() -> set[int]:
+        return {get(f"{process.url}/status").json()["pid"] for _ in range(40)}
+
+    pids = wait_until(lambda: (seen := worker_pids()) and len(seen) == 2 and seen, timeout=20)
+    process.popen.kill()  # SIGKILL: nobody relays SIGTERM to the workers
+    process.popen.wait(5)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        with open(f"/proc/{pid}/stat") as stat:  # reaped by init soon; a zombie counts as gone
+            return stat.read().split(") ")[1].startswith("Z")
+
+    wait_until(lambda: all(gone(pid) for pid in pids), timeout=10)
