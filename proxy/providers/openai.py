@@ -4,6 +4,8 @@ a cheap inbound check and the error mapping (MAPPING.md §1 and §6)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -44,12 +46,16 @@ def _url(provider: ProviderConfig, path: str) -> str:
     return provider.base_url.rstrip("/") + path
 
 
-def _headers(provider: ProviderConfig) -> dict[str, str]:
-    return {
-        **provider.headers,
-        "authorization": f"Bearer {provider.api_key}",
-        "content-type": "application/json",
-    }
+def _headers(provider: ProviderConfig) -> Mapping[str, str]:
+    return _headers_for(provider.api_key, tuple(provider.headers.items()))
+
+
+@lru_cache(maxsize=256)
+def _headers_for(api_key: str, extra: tuple[tuple[str, str], ...]) -> Mapping[str, str]:
+    """Built once per key and header set, not once per request."""
+    return MappingProxyType(
+        {**dict(extra), "authorization": f"Bearer {api_key}", "content-type": "application/json"}
+    )
 
 
 def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:

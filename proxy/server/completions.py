@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +22,7 @@ from proxy.errors import ErrorType, GatewayError, invalid_request, model_not_fou
 from proxy.pricing import Usage, cost, format_usd, usd_number
 from proxy.providers.anthropic.request import validate_messages_request
 from proxy.providers.openai import validate_chat_request
+from proxy.server.gate import new_request_id
 from proxy.server.keys import STATE
 
 TIMEOUT_HEADER = "x-llm-timeout-ms"
@@ -42,7 +42,7 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
     state: GatewayState = request.app[STATE]
     snapshot = state.snapshot  # this request's snapshot, to its end
     started = time.perf_counter()
-    request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+    request_id = request.headers.get("x-request-id") or new_request_id()
     record = RequestRecord(request_id, dialect, "", False)
     state.in_flight += 1
     call: Call | None = None

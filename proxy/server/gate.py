@@ -6,8 +6,8 @@ in ``/metrics`` like any other answer.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
+from random import getrandbits
 
 import orjson
 from aiohttp import web
@@ -26,6 +26,12 @@ DRAINING = GatewayError(
 )
 
 
+def new_request_id() -> str:
+    """A fresh id for a request that came without one: random, not secret, so no syscall
+    (uuid4 reads os.urandom on every call)."""
+    return f"req_{getrandbits(96):024x}"
+
+
 def dialect_of(request: web.Request) -> str:
     """Anthropic for /v1/messages and Anthropic-style model listings; OpenAI otherwise."""
     if request.path == "/v1/models":
@@ -38,7 +44,7 @@ def refuse(
 ) -> web.Response:
     """``error`` as the client's SDK expects it, with ``x-llm-error`` and ``x-request-id``."""
     dialect = dialect_of(request)
-    request_id = request.headers.get("x-request-id") or f"req_{uuid.uuid4().hex}"
+    request_id = request.headers.get("x-request-id") or new_request_id()
     body = orjson.dumps(error.openai_body() if dialect == OPENAI else error.anthropic_body())
     out = {**error.headers(), "x-request-id": request_id, **(headers or {})}
     if request.path in COMPLETIONS:
@@ -52,8 +58,7 @@ def refuse(
     )
 
 
-@web.middleware
-async def drain_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+def draining(request: web.Request) -> web.Response | None:
     """While draining, new completion requests get 503; everything else is still served.
 
     The listener stays open during the drain so that ``/readyz`` can answer 503 and
@@ -63,4 +68,4 @@ async def drain_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = refuse(request, DRAINING)
         response.force_close()
         return response
-    return await handler(request)
+    return None
