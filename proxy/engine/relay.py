@@ -73,6 +73,9 @@ class StreamRelay:
             return b""
         if self.wire == OPENAI and event.data == b"[DONE]":
             return self._upstream_finished()
+        if self._translator is None and _untouched(self.wire, event):
+            self.events_out += 1
+            return encode_data(event.data) if self.wire == OPENAI else _named(event)
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
@@ -137,3 +140,22 @@ def _error_type(payload: JSON) -> str:
     if isinstance(error, dict):
         return str(error.get("type") or "provider_error")
     return "provider_error"
+
+
+# Pass-through events the gateway never changes, recognised without parsing their JSON. A
+# quote inside a JSON string is escaped (\"), so these byte patterns can only be the event's
+# own top-level keys, never text the model wrote.
+_ANTHROPIC_UNTOUCHED = frozenset(
+    {"content_block_start", "content_block_delta", "content_block_stop", "ping"}
+)
+
+
+def _untouched(wire: str, event: Event) -> bool:
+    if wire == ANTHROPIC:
+        return event.name in _ANTHROPIC_UNTOUCHED
+    data = event.data
+    return (b'"usage":null' in data or b'"usage": null' in data) and b'"error"' not in data
+
+
+def _named(event: Event) -> bytes:
+    return encode_named(event.name or "", event.data)

@@ -143,3 +143,23 @@ def test_translated_error_event_ends_the_stream_with_exactly_one_error():
     errors = [c for c in openai_chunks(out) if "error" in c]
     assert len(errors) == 1 and relay.done
     assert b"[DONE]" not in out
+
+
+def test_passthrough_skips_parsing_only_events_it_never_changes():
+    """Text that merely mentions usage or errors is escaped JSON: still forwarded verbatim."""
+    tricky = (
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[{"index":0,"delta":{"content":"\\"usage\\":{} and \\"error\\""},'
+        b'"finish_reason":null}],"usage":null}\n\n'
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    relay = StreamRelay(
+        dialect=OPENAI, wire=OPENAI, translator=None, include_usage=True, price=PRICE
+    )
+    out = relay_all(tricky, relay)
+    events = list(iter_events(out))
+    assert events[0].data == list(iter_events(tricky))[0].data
+    assert orjson.loads(events[1].data)["usage"]["cost"] == usd_number(relay.cost)
+    assert relay.usage == Usage(prompt_tokens=3, completion_tokens=2) and relay.error is None
