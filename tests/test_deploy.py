@@ -31,6 +31,8 @@ from jsonschema import Draft202012Validator
 from kubernetes_validate import utils as kv
 from packaging.version import Version
 
+from tests.cli_args import option
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
@@ -114,16 +116,6 @@ def pod_spec() -> dict[str, Any]:
 def sidecar() -> dict[str, Any]:
     (container,) = [c for c in pod_spec().get("initContainers", []) if c["name"] == SIDECAR]
     return container
-
-
-def option(args: list[str], flag: str, default: str | None = None) -> str | None:
-    """The value of ``--flag VALUE`` or ``--flag=VALUE`` in an argument list."""
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return default
 
 
 def with_option(args: list[str], flag: str, value: str) -> list[str]:

@@ -29,21 +29,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.cli_args import option
+
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "k8s"
 SIDECAR = "llm-edge-agent"
 DEFAULT_PORT = 8787
-
-
-def option(args: list[str], flag: str, default: str | None = None) -> str | None:
-    """The value of ``--flag VALUE`` or ``--flag=VALUE`` in an argument list."""
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return default
 
 
 def pod_spec() -> dict[str, Any]:

@@ -160,6 +160,6 @@ def test_passthrough_skips_parsing_only_events_it_never_changes():
     )
     out = relay_all(tricky, relay)
     events = list(iter_events(out))
-    assert events[0].data == list(iter_events(tricky))[0].data
+    assert events[0].data == next(iter_events(tricky)).data
     assert orjson.loads(events[1].data)["usage"]["cost"] == usd_number(relay.cost)
     assert relay.usage == Usage(prompt_tokens=3, completion_tokens=2) and relay.error is None
