@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from proxy.config.build import load_snapshot
+from proxy.pricing import format_usd
 from proxy.resources import default_config_path
 from proxy.server.app import create_app
 from proxy.sim.app import Sim
@@ -39,6 +41,11 @@ def shipped_models() -> frozenset[str]:
     """Every upstream model id in the shipped config, so the simulator knows them all."""
     data = yaml.safe_load(default_config_path().read_text())
     return frozenset(m.get("upstream_model", name) for name, m in data["models"].items())
+
+
+def _usd(number: float | None) -> str:
+    """A JSON cost number as plain decimals (1.275e-05 -> 0.00001275)."""
+    return "-" if number is None else format_usd(Decimal(repr(number)))
 
 
 def _show(title: str, text: str, headers: Any) -> None:
@@ -72,7 +79,7 @@ def _openai_calls(base_url: str) -> None:
         )
         reply = raw.parse()
         _show(f"openai SDK -> {model}", reply.choices[0].message.content or "", raw.headers)
-        print(f"   usage.cost={reply.usage.model_extra.get('cost')}")
+        print(f"   usage.cost={_usd(reply.usage.model_extra.get('cost'))}")
     stream = client.chat.completions.create(
         model="gpt-4o-mini",
         stream=True,
@@ -90,7 +97,7 @@ def _openai_calls(base_url: str) -> None:
     if usage is not None:
         print(
             f"   tokens in={usage.prompt_tokens} out={usage.completion_tokens} "
-            f"cost={usage.model_extra.get('cost')}"
+            f"cost={_usd(usage.model_extra.get('cost'))}"
         )
 
 
