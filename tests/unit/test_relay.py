@@ -13,6 +13,14 @@ from tests.kit import assert_valid, sample_bytes
 PRICE = Price(Decimal("0.0025"), Decimal("0.01"))
 
 
+def relay_for(dialect: str, wire: str, include_usage: bool = True) -> StreamRelay:
+    """A relay as the server builds one: translating when the dialects differ."""
+    translator = None if dialect == wire else stream_translator(dialect, wire, 1, "model")
+    return StreamRelay(
+        dialect=dialect, wire=wire, translator=translator, include_usage=include_usage, price=PRICE
+    )
+
+
 def relay_all(raw: bytes, relay: StreamRelay, step: int = 37) -> bytes:
     out = b"".join(relay.feed(raw[i : i + step]) for i in range(0, len(raw), step))
     return out + relay.end()
@@ -24,9 +32,7 @@ def openai_chunks(out: bytes) -> list[dict]:
 
 def test_openai_passthrough_keeps_bytes_and_stamps_cost_on_usage_chunk():
     raw = sample_bytes("openai/chat.stream.text.sse")
-    relay = StreamRelay(
-        dialect=OPENAI, wire=OPENAI, translator=None, include_usage=True, price=PRICE
-    )
+    relay = relay_for(OPENAI, OPENAI)
     out = relay_all(raw, relay)
     assert relay.done and relay.error is None
     chunks = openai_chunks(out)
@@ -43,9 +49,7 @@ def test_openai_passthrough_keeps_bytes_and_stamps_cost_on_usage_chunk():
 
 
 def test_openai_usage_chunk_dropped_when_client_did_not_ask():
-    relay = StreamRelay(
-        dialect=OPENAI, wire=OPENAI, translator=None, include_usage=False, price=PRICE
-    )
+    relay = relay_for(OPENAI, OPENAI, include_usage=False)
     chunks = openai_chunks(relay_all(sample_bytes("openai/chat.stream.text.sse"), relay))
     assert all(c.get("usage") is None for c in chunks)
     assert relay.usage is not None and relay.cost is not None  # still priced and recorded
@@ -54,9 +58,7 @@ def test_openai_usage_chunk_dropped_when_client_did_not_ask():
 def test_cut_openai_stream_ends_with_error_event():
     raw = sample_bytes("openai/chat.stream.text.sse")
     cut = raw[: len(raw) // 2]
-    relay = StreamRelay(
-        dialect=OPENAI, wire=OPENAI, translator=None, include_usage=True, price=PRICE
-    )
+    relay = relay_for(OPENAI, OPENAI)
     out = relay_all(cut, relay)
     last = openai_chunks(out)[-1]
     assert last["error"]["type"] == "provider_error"
@@ -65,9 +67,7 @@ def test_cut_openai_stream_ends_with_error_event():
 
 def test_anthropic_passthrough_stamps_cost_in_message_delta():
     raw = sample_bytes("anthropic/messages.stream.tool_use.sse")
-    relay = StreamRelay(
-        dialect=ANTHROPIC, wire=ANTHROPIC, translator=None, include_usage=True, price=PRICE
-    )
+    relay = relay_for(ANTHROPIC, ANTHROPIC)
     out = relay_all(raw, relay)
     events = [(e.name, orjson.loads(e.data)) for e in iter_events(out)]
     assert events[-1][0] == "message_stop" and relay.done
@@ -79,9 +79,7 @@ def test_anthropic_passthrough_stamps_cost_in_message_delta():
 
 
 def test_anthropic_stream_error_event_passes_through_and_is_recorded():
-    relay = StreamRelay(
-        dialect=ANTHROPIC, wire=ANTHROPIC, translator=None, include_usage=True, price=PRICE
-    )
+    relay = relay_for(ANTHROPIC, ANTHROPIC)
     out = relay_all(sample_bytes("anthropic/messages.stream.error.sse"), relay)
     assert list(iter_events(out))[-1].name == "error"
     assert relay.error == "overloaded_error"
@@ -89,9 +87,7 @@ def test_anthropic_stream_error_event_passes_through_and_is_recorded():
 
 def test_cut_anthropic_stream_ends_with_anthropic_error_event():
     raw = sample_bytes("anthropic/messages.stream.tool_use.sse")
-    relay = StreamRelay(
-        dialect=ANTHROPIC, wire=ANTHROPIC, translator=None, include_usage=True, price=PRICE
-    )
+    relay = relay_for(ANTHROPIC, ANTHROPIC)
     out = relay_all(raw[: len(raw) // 3], relay)
     last = list(iter_events(out))[-1]
     assert last.name == "error"
@@ -99,13 +95,7 @@ def test_cut_anthropic_stream_ends_with_anthropic_error_event():
 
 
 def test_anthropic_upstream_to_openai_client_prices_the_final_usage_chunk():
-    relay = StreamRelay(
-        dialect=OPENAI,
-        wire=ANTHROPIC,
-        include_usage=True,
-        price=PRICE,
-        translator=stream_translator(OPENAI, ANTHROPIC, 1, "claude"),
-    )
+    relay = relay_for(OPENAI, ANTHROPIC)
     out = relay_all(sample_bytes("anthropic/messages.stream.tool_use.sse"), relay)
     chunks = openai_chunks(out)
     assert out.endswith(b"data: [DONE]\n\n")
@@ -115,13 +105,7 @@ def test_anthropic_upstream_to_openai_client_prices_the_final_usage_chunk():
 
 
 def test_openai_upstream_to_anthropic_client_prices_message_delta():
-    relay = StreamRelay(
-        dialect=ANTHROPIC,
-        wire=OPENAI,
-        include_usage=True,
-        price=PRICE,
-        translator=stream_translator(ANTHROPIC, OPENAI, 1, "gpt-4o"),
-    )
+    relay = relay_for(ANTHROPIC, OPENAI)
     out = relay_all(sample_bytes("openai/chat.stream.tool_call.sse"), relay)
     events = [(e.name, orjson.loads(e.data)) for e in iter_events(out)]
     assert events[-1][0] == "message_stop"
@@ -132,13 +116,7 @@ def test_openai_upstream_to_anthropic_client_prices_message_delta():
 
 
 def test_translated_error_event_ends_the_stream_with_exactly_one_error():
-    relay = StreamRelay(
-        dialect=OPENAI,
-        wire=ANTHROPIC,
-        include_usage=True,
-        price=PRICE,
-        translator=stream_translator(OPENAI, ANTHROPIC, 1, "claude"),
-    )
+    relay = relay_for(OPENAI, ANTHROPIC)
     out = relay_all(sample_bytes("anthropic/messages.stream.error.sse"), relay)
     errors = [c for c in openai_chunks(out) if "error" in c]
     assert len(errors) == 1 and relay.done
@@ -155,9 +133,7 @@ def test_passthrough_skips_parsing_only_events_it_never_changes():
         b'"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}\n\n'
         b"data: [DONE]\n\n"
     )
-    relay = StreamRelay(
-        dialect=OPENAI, wire=OPENAI, translator=None, include_usage=True, price=PRICE
-    )
+    relay = relay_for(OPENAI, OPENAI)
     out = relay_all(tricky, relay)
     events = list(iter_events(out))
     assert events[0].data == next(iter_events(tricky)).data
