@@ -8,9 +8,8 @@ the last request leasing it has finished.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -84,6 +83,34 @@ class _Entry:
         self.key, self.session, self.leases, self.retired = key, session, 0, False
 
 
+class Lease:
+    """A provider's session held for one request: ``with pools.lease(provider) as session``.
+
+    A plain class, not a generator-based context manager: it is entered on every request.
+    The lease count is what keeps a retired session open until its last request ends.
+    """
+
+    __slots__ = ("_entry", "_pools", "_provider")
+
+    def __init__(self, pools: Pools, provider: ProviderConfig) -> None:
+        self._pools, self._provider = pools, provider
+        self._entry: _Entry | None = None
+
+    def __enter__(self) -> aiohttp.ClientSession:
+        entry = self._entry = self._pools._entry_for(self._provider)
+        entry.leases += 1
+        return entry.session
+
+    def __exit__(self, *exc_info: object) -> None:
+        entry = self._entry
+        if entry is None:
+            return
+        self._entry = None
+        entry.leases -= 1
+        if entry.retired and entry.leases == 0:
+            self._pools._close_later(entry)
+
+
 class Pools:
     """Sessions by provider name, leased per request so reloads never close one in use."""
 
@@ -105,17 +132,9 @@ class Pools:
         for name in [n for n in self._live if n not in snapshot.providers]:
             self._retire(self._live.pop(name))
 
-    @contextlib.asynccontextmanager
-    async def lease(self, provider: ProviderConfig) -> AsyncIterator[aiohttp.ClientSession]:
-        """The provider's session, held open until the ``async with`` block ends."""
-        entry = self._entry_for(provider)
-        entry.leases += 1
-        try:
-            yield entry.session
-        finally:
-            entry.leases -= 1
-            if entry.retired and entry.leases == 0:
-                self._close_later(entry)
+    def lease(self, provider: ProviderConfig) -> Lease:
+        """The provider's session, held open until the ``with`` block ends."""
+        return Lease(self, provider)
 
     def _entry_for(self, provider: ProviderConfig) -> _Entry:
         key = provider.connection_key()

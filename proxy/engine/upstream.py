@@ -87,7 +87,7 @@ async def complete(
     req = target.vendor.chat_request(target.provider, body, stream=False)
     headers = {**req.headers, "x-request-id": request_id}
     failure: GatewayError | None = None
-    async with pools.lease(target.provider) as session:
+    with pools.lease(target.provider) as session:
         try:
             async with (
                 asyncio.timeout(timeout_s),
@@ -97,7 +97,7 @@ async def complete(
                 status, reply_headers = response.status, response.headers
                 content_type = response.content_type
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            # Raised outside the lease: contextlib would set __traceback__ on the frozen error.
+            # Raised after the lease ends and outside this block: no chained context.
             failure = transport_error(exc)
     if failure is not None:
         raise failure
@@ -124,7 +124,7 @@ async def open_stream(
     req = target.vendor.chat_request(target.provider, body, stream=True)
     headers = {**req.headers, "x-request-id": request_id, "accept": "text/event-stream"}
     stack = contextlib.AsyncExitStack()
-    session = await stack.enter_async_context(pools.lease(target.provider))
+    session = stack.enter_context(pools.lease(target.provider))
     response: aiohttp.ClientResponse | None = None
     try:
         async with asyncio.timeout(timeout_s):
