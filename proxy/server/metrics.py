@@ -1,7 +1,9 @@
 """Prometheus metrics on ``GET /metrics``: one registry per app, fed by each request's record.
 
 :meth:`Metrics.observe` runs at the end of every completion request, on the hot path, so it
-only touches child metrics cached per label set (one dict lookup each). What mirrors the
+only adds to plain numbers cached per label set (no lock, no prometheus-client call); a
+collector exports them at scrape time exactly as ``Counter``/``Histogram`` children would
+(names, labels, types, cumulative ``le``-inclusive buckets, ``_created``). What mirrors the
 gateway's state (in-flight requests, open streams, circuits, reloads) is read at scrape time
 instead of being updated on every change. Cost is summed in ``Decimal`` and converted to float
 once per scrape, so the counter is the float nearest the exact sum of the ``x-llm-cost-usd``
@@ -13,14 +15,18 @@ unknown model is counted with ``model=""``, so no request can create a new serie
 
 from __future__ import annotations
 
+import time
+from bisect import bisect_left
 from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any, NamedTuple
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.samples import Sample
+from prometheus_client.utils import floatToGoString
 
 from proxy.engine.state import GatewayState, RequestRecord
 
@@ -32,79 +38,124 @@ OVERHEAD_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01
 CIRCUIT = {"closed": 0, "half_open": 1, "open": 2}
 TARGET = ("model", "provider")
 ZERO = Decimal(0)
+INF = float("inf")
+# prometheus-client's Histogram bounds: floats, +Inf last.
+LATENCY_BOUNDS = (*map(float, LATENCY_BUCKETS), INF)
+FIRST_TOKEN_BOUNDS = (*map(float, FIRST_TOKEN_BUCKETS), INF)
+OVERHEAD_BOUNDS = (*map(float, OVERHEAD_BUCKETS), INF)
 
 
-class _Series(NamedTuple):
-    """The child metrics of one (model, provider, stream), cached after first use."""
+class _Histogram:
+    """One labelled histogram child as plain numbers: per-bucket counts and a float sum.
 
-    attempts: Any
-    retries: Any
-    latency: Any
-    upstream: Any
-    first_token: Any
-    input_tokens: Any
-    output_tokens: Any
-    cached_tokens: Any
-    cache_write_tokens: Any
-    disconnects: Any
+    Exported with prometheus-client's own semantics (``le`` inclusive, cumulative buckets, the
+    sum added in arrival order), so the exposition is the same as a ``Histogram`` child's.
+    """
+
+    __slots__ = ("bounds", "counts", "created", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds  # ends with +Inf
+        self.counts = [0] * len(bounds)
+        self.sum = 0.0
+        self.created = time.time()
+
+    def observe(self, value: float) -> None:
+        self.sum += value
+        self.counts[bisect_left(self.bounds, value)] += 1
+
+    def samples(self, name: str, labels: dict[str, str]) -> Iterator[Sample]:
+        acc = 0.0
+        for bound, count in zip(self.bounds, self.counts, strict=True):
+            acc += count
+            yield Sample(f"{name}_bucket", {**labels, "le": floatToGoString(bound)}, acc)
+        yield Sample(f"{name}_count", labels, acc)
+        yield Sample(f"{name}_sum", labels, self.sum)
+        if prometheus_metrics._use_created:
+            yield Sample(f"{name}_created", labels, self.created)
+
+
+class _Target:
+    """The plain counters and histograms of one (model, provider); streams or not."""
+
+    __slots__ = (
+        "attempts",
+        "cache_write_tokens",
+        "cached_tokens",
+        "created",
+        "disconnects",
+        "first_token",
+        "input_tokens",
+        "output_tokens",
+        "retries",
+        "upstream",
+    )
+
+    def __init__(self) -> None:
+        self.attempts = self.retries = self.disconnects = 0.0
+        self.input_tokens = self.output_tokens = 0.0
+        self.cached_tokens = self.cache_write_tokens = 0.0
+        self.upstream = _Histogram(LATENCY_BOUNDS)
+        self.first_token = _Histogram(FIRST_TOKEN_BOUNDS)
+        self.created = time.time()
+
+
+class _Count:
+    """One labelled counter child as a plain float (prometheus-client counts in floats too)."""
+
+    __slots__ = ("created", "value")
+
+    def __init__(self) -> None:
+        self.value = 0.0
+        self.created = time.time()
+
+
+# (family, help text, _Target attribute) in the order prometheus-client registered them.
+_COUNTERS = (
+    ("upstream_attempts", "Upstream attempts made (retries included).", "attempts"),
+    ("upstream_retries", "Upstream attempts after a request's first.", "retries"),
+    ("client_disconnects", "Requests the client left early.", "disconnects"),
+    ("input_tokens", "Input tokens, cached ones included.", "input_tokens"),
+    ("output_tokens", "Output tokens.", "output_tokens"),
+    ("cached_tokens", "Input tokens read from the prompt cache.", "cached_tokens"),
+    ("cache_write_tokens", "Input tokens written to the prompt cache.", "cache_write_tokens"),
+)
+_LATENCY = (
+    "request_duration_seconds",
+    "Whole request, as the client saw it (streams: to the last event).",
+)
+_HISTOGRAMS = (
+    (
+        "upstream_duration_seconds",
+        "Time spent in upstream attempts (before streaming the body).",
+        "upstream",
+    ),
+    (
+        "time_to_first_token_seconds",
+        "Streams: from the request's arrival to the first event sent.",
+        "first_token",
+    ),
+)
+REQUEST_LABELS = ("dialect", "model", "provider", "stream", "status", "error_type")
 
 
 class Metrics:
-    """The gateway's metrics; ``observe`` is a ``GatewayState`` observer."""
+    """The gateway's metrics; ``observe`` is a ``GatewayState`` observer.
+
+    ``observe`` adds to plain numbers (no lock, no prometheus-client call per sample); a
+    collector turns them into metric families at scrape time.
+    """
 
     def __init__(self, state: GatewayState) -> None:
         self.registry = CollectorRegistry()
         self._cost: dict[tuple[str, str], Decimal] = {}
-        self._series: dict[tuple[str, str, bool], _Series] = {}
-        self._requests: dict[tuple[str, ...], Any] = {}
-        self._overhead: dict[str, Any] = {}
-        self._define()
+        self._targets: dict[tuple[str, str], _Target] = {}
+        # (model, provider, stream) -> its target and its latency histogram.
+        self._series: dict[tuple[str, str, bool], tuple[_Target, _Histogram]] = {}
+        self._requests: dict[tuple[str, ...], _Count] = {}
+        self._overhead: dict[str, _Histogram] = {}
+        self.registry.register(_RequestCollector(self))
         self.registry.register(_StateCollector(state, self._cost))
-
-    def _define(self) -> None:
-        def counter(name: str, doc: str, labels: tuple[str, ...] = TARGET) -> Counter:
-            return Counter(f"{PREFIX}_{name}", doc, labels, registry=self.registry)
-
-        def histogram(name: str, doc: str, labels: tuple[str, ...], buckets: tuple) -> Histogram:
-            return Histogram(
-                f"{PREFIX}_{name}", doc, labels, registry=self.registry, buckets=buckets
-            )
-
-        labels = ("dialect", "model", "provider", "stream", "status", "error_type")
-        self.requests = counter("requests", "Completion requests answered.", labels)
-        self.attempts = counter("upstream_attempts", "Upstream attempts made (retries included).")
-        self.retries = counter("upstream_retries", "Upstream attempts after a request's first.")
-        self.disconnects = counter("client_disconnects", "Requests the client left early.")
-        self.input_tokens = counter("input_tokens", "Input tokens, cached ones included.")
-        self.output_tokens = counter("output_tokens", "Output tokens.")
-        self.cached_tokens = counter("cached_tokens", "Input tokens read from the prompt cache.")
-        self.cache_write_tokens = counter(
-            "cache_write_tokens", "Input tokens written to the prompt cache."
-        )
-        self.latency = histogram(
-            "request_duration_seconds",
-            "Whole request, as the client saw it (streams: to the last event).",
-            (*TARGET, "stream"),
-            LATENCY_BUCKETS,
-        )
-        self.upstream = histogram(
-            "upstream_duration_seconds",
-            "Time spent in upstream attempts (before streaming the body).",
-            TARGET,
-            LATENCY_BUCKETS,
-        )
-        self.first_token = histogram(
-            "time_to_first_token_seconds",
-            "Streams: from the request's arrival to the first event sent.",
-            TARGET,
-            FIRST_TOKEN_BUCKETS,
-        )
-        self.overhead = histogram(
-            "overhead_seconds",
-            "Time the gateway itself added: total minus upstream time and backoff waits.",
-            ("dialect",),
-            OVERHEAD_BUCKETS,
-        )
 
     def observe(self, record: RequestRecord) -> None:
         """Count one finished request (success or error, stream or not)."""
@@ -119,59 +170,99 @@ class Metrics:
         )
         requests = self._requests.get(key)
         if requests is None:
-            requests = self._requests[key] = self.requests.labels(*key)
-        requests.inc()
+            requests = self._requests[key] = _Count()
+        requests.value += 1
         series = self._series.get((model, provider, record.stream))
         if series is None:
             series = self._new_series(model, provider, record.stream)
-        series.latency.observe(record.latency_s)
+        target, latency = series
+        latency.observe(record.latency_s)
         if record.attempts:
-            series.attempts.inc(record.attempts)
-            series.upstream.observe(record.upstream_s)
+            target.attempts += record.attempts
+            target.upstream.observe(record.upstream_s)
             if record.attempts > 1:
-                series.retries.inc(record.attempts - 1)
+                target.retries += record.attempts - 1
         if record.first_token_s is not None:
-            series.first_token.observe(record.first_token_s)
+            target.first_token.observe(record.first_token_s)
         if record.status == 200:  # the overhead is measured when the response starts
-            self._overhead_child(record.dialect).observe(record.overhead_s)
+            overhead = self._overhead.get(record.dialect)
+            if overhead is None:
+                overhead = self._overhead[record.dialect] = _Histogram(OVERHEAD_BOUNDS)
+            overhead.observe(record.overhead_s)
         if record.client_disconnected:
-            series.disconnects.inc()
-        self._count_usage(record, series)
+            target.disconnects += 1
+        self._count_usage(record, target)
 
-    def _count_usage(self, record: RequestRecord, series: _Series) -> None:
-        usage = record.usage
-        if usage is not None:
-            series.input_tokens.inc(usage.prompt_tokens)
-            series.output_tokens.inc(usage.completion_tokens)
-            if usage.cached_tokens:
-                series.cached_tokens.inc(usage.cached_tokens)
-            if usage.cache_write_tokens:
-                series.cache_write_tokens.inc(usage.cache_write_tokens)
-        if record.cost:
-            target = (record.model or "", record.provider or "")
-            self._cost[target] = self._cost.get(target, ZERO) + record.cost
-
-    def _new_series(self, model: str, provider: str, stream: bool) -> _Series:
-        series = _Series(
-            attempts=self.attempts.labels(model, provider),
-            retries=self.retries.labels(model, provider),
-            latency=self.latency.labels(model, provider, "true" if stream else "false"),
-            upstream=self.upstream.labels(model, provider),
-            first_token=self.first_token.labels(model, provider),
-            input_tokens=self.input_tokens.labels(model, provider),
-            output_tokens=self.output_tokens.labels(model, provider),
-            cached_tokens=self.cached_tokens.labels(model, provider),
-            cache_write_tokens=self.cache_write_tokens.labels(model, provider),
-            disconnects=self.disconnects.labels(model, provider),
-        )
-        self._series[(model, provider, stream)] = series
+    def _new_series(self, model: str, provider: str, stream: bool) -> tuple[_Target, _Histogram]:
+        target = self._targets.get((model, provider))
+        if target is None:
+            target = self._targets[(model, provider)] = _Target()
+        series = self._series[(model, provider, stream)] = (target, _Histogram(LATENCY_BOUNDS))
         return series
 
-    def _overhead_child(self, dialect: str) -> Any:
-        child = self._overhead.get(dialect)
-        if child is None:
-            child = self._overhead[dialect] = self.overhead.labels(dialect)
-        return child
+    def _count_usage(self, record: RequestRecord, target: _Target) -> None:
+        usage = record.usage
+        if usage is not None:
+            target.input_tokens += usage.prompt_tokens
+            target.output_tokens += usage.completion_tokens
+            if usage.cached_tokens:
+                target.cached_tokens += usage.cached_tokens
+            if usage.cache_write_tokens:
+                target.cache_write_tokens += usage.cache_write_tokens
+        if record.cost:
+            key = (record.model or "", record.provider or "")
+            self._cost[key] = self._cost.get(key, ZERO) + record.cost
+
+
+class _RequestCollector:
+    """The per-request counters and histograms, as ``Counter``/``Histogram`` would export them."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        counts = [
+            (dict(zip(REQUEST_LABELS, key, strict=True)), count.value, count.created)
+            for key, count in m._requests.items()
+        ]
+        yield _counter("requests", "Completion requests answered.", counts)
+        targets = [
+            ({"model": model, "provider": provider}, target)
+            for (model, provider), target in m._targets.items()
+        ]
+        for name, doc, attr in _COUNTERS:
+            values = [(labels, getattr(t, attr), t.created) for labels, t in targets]
+            yield _counter(name, doc, values)
+        latency = [
+            ({"model": model, "provider": provider, "stream": "true" if stream else "false"}, h)
+            for (model, provider, stream), (_, h) in m._series.items()
+        ]
+        yield _histogram(*_LATENCY, latency)
+        for name, doc, attr in _HISTOGRAMS:
+            yield _histogram(name, doc, [(labels, getattr(t, attr)) for labels, t in targets])
+        overhead = [({"dialect": dialect}, h) for dialect, h in m._overhead.items()]
+        yield _histogram(
+            "overhead_seconds",
+            "Time the gateway itself added: total minus upstream time and backoff waits.",
+            overhead,
+        )
+
+
+def _counter(name: str, doc: str, children: list[tuple[dict[str, str], float, float]]) -> Metric:
+    family = Metric(f"{PREFIX}_{name}", doc, "counter")
+    for labels, value, created in children:
+        family.samples.append(Sample(f"{PREFIX}_{name}_total", labels, value))
+        if prometheus_metrics._use_created:
+            family.samples.append(Sample(f"{PREFIX}_{name}_created", labels, created))
+    return family
+
+
+def _histogram(name: str, doc: str, children: list[tuple[dict[str, str], _Histogram]]) -> Metric:
+    family = Metric(f"{PREFIX}_{name}", doc, "histogram")
+    for labels, histogram in children:
+        family.samples.extend(histogram.samples(f"{PREFIX}_{name}", labels))
+    return family
 
 
 class _StateCollector:
