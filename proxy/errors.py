@@ -105,6 +105,10 @@ class GatewayError(Exception):
         """Anthropic's error shape for /v1/messages clients."""
         return {"type": "error", "error": {"type": self.anthropic_type(), "message": self.message}}
 
+    def body(self, dialect: str) -> dict[str, Any]:
+        """The error body a client of ``dialect`` ("openai" or "anthropic") expects."""
+        return self.openai_body() if dialect == "openai" else self.anthropic_body()
+
     def headers(self) -> dict[str, str]:
         out = {"x-llm-error": str(self.type)}
         if self.retry_after is not None:

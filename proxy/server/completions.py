@@ -295,7 +295,9 @@ def _error(
         headers["x-llm-provider"] = target.provider.name
         headers["x-llm-model"] = target.upstream_model
         record.provider, record.model = target.provider.name, target.model.name
-    body = error.openai_body() if dialect == OPENAI else error.anthropic_body()
     return web.Response(
-        body=orjson.dumps(body), status=error.status, headers=headers, content_type=_JSON
+        body=orjson.dumps(error.body(dialect)),
+        status=error.status,
+        headers=headers,
+        content_type=_JSON,
     )

@@ -45,7 +45,7 @@ def refuse(
     """``error`` as the client's SDK expects it, with ``x-llm-error`` and ``x-request-id``."""
     dialect = dialect_of(request)
     request_id = request.headers.get("x-request-id") or new_request_id()
-    body = orjson.dumps(error.openai_body() if dialect == OPENAI else error.anthropic_body())
+    body = orjson.dumps(error.body(dialect))
     out = {**error.headers(), "x-request-id": request_id, **(headers or {})}
     if request.path in COMPLETIONS:
         out["x-llm-attempts"] = "0"  # no upstream call was made
