@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from proxy.config.snapshot import ModelConfig, ProviderConfig
+from proxy.config.snapshot import ProviderConfig
 from proxy.errors import GatewayError
 from proxy.pricing import Usage
 
@@ -67,5 +67,6 @@ class Vendor(Protocol):
         ...
 
 
-def upstream_model_for(model: ModelConfig) -> str:
-    return model.upstream_model or model.name
+def upstream_url(provider: ProviderConfig, path: str) -> str:
+    """``path`` under the provider's ``base_url`` (which follows the vendor SDK's convention)."""
+    return provider.base_url.rstrip("/") + path

@@ -13,7 +13,7 @@ import orjson
 from proxy.config.snapshot import ProviderConfig
 from proxy.errors import ErrorType, GatewayError, invalid_request
 from proxy.pricing import Usage
-from proxy.providers.base import UpstreamRequest
+from proxy.providers.base import UpstreamRequest, upstream_url
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMERIC = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -27,11 +27,11 @@ class OpenAIVendor:
 
     def chat_request(self, provider: ProviderConfig, body: bytes, stream: bool) -> UpstreamRequest:
         return UpstreamRequest(
-            "POST", _url(provider, "/chat/completions"), _headers(provider), body
+            "POST", upstream_url(provider, "/chat/completions"), _headers(provider), body
         )
 
     def health_request(self, provider: ProviderConfig) -> UpstreamRequest:
-        return UpstreamRequest("GET", _url(provider, "/models"), _headers(provider))
+        return UpstreamRequest("GET", upstream_url(provider, "/models"), _headers(provider))
 
     def error_from_upstream(
         self, status: int, body: bytes, headers: Mapping[str, str]
@@ -40,10 +40,6 @@ class OpenAIVendor:
 
     def usage(self, response: dict[str, Any]) -> Usage:
         return Usage.from_openai(response.get("usage"))
-
-
-def _url(provider: ProviderConfig, path: str) -> str:
-    return provider.base_url.rstrip("/") + path
 
 
 def _headers(provider: ProviderConfig) -> Mapping[str, str]:

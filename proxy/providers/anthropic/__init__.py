@@ -11,7 +11,7 @@ from proxy.config.snapshot import ProviderConfig
 from proxy.errors import GatewayError
 from proxy.pricing import Usage
 from proxy.providers.anthropic.errors import error_from_anthropic
-from proxy.providers.base import UpstreamRequest
+from proxy.providers.base import UpstreamRequest, upstream_url
 
 
 class AnthropicVendor:
@@ -25,10 +25,12 @@ class AnthropicVendor:
         headers["content-type"] = "application/json"
         if stream:
             headers["accept"] = "text/event-stream"
-        return UpstreamRequest("POST", _url(provider, "/v1/messages"), headers, body)
+        return UpstreamRequest("POST", upstream_url(provider, "/v1/messages"), headers, body)
 
     def health_request(self, provider: ProviderConfig) -> UpstreamRequest:
-        return UpstreamRequest("GET", _url(provider, "/v1/models?limit=1"), _headers(provider))
+        return UpstreamRequest(
+            "GET", upstream_url(provider, "/v1/models?limit=1"), _headers(provider)
+        )
 
     def error_from_upstream(
         self, status: int, body: bytes, headers: Mapping[str, str]
@@ -40,10 +42,6 @@ class AnthropicVendor:
 
 
 _OWN_HEADERS = frozenset({"x-api-key", "authorization", "anthropic-version", "content-type"})
-
-
-def _url(provider: ProviderConfig, path: str) -> str:
-    return provider.base_url.rstrip("/") + path
 
 
 def _headers(provider: ProviderConfig) -> dict[str, str]:
