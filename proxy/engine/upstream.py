@@ -1,4 +1,4 @@
-"""One upstream attempt over a pooled session: send, classify the outcome, return or raise.
+"""One upstream attempt over a pooled connection: send, classify the outcome, return or raise.
 
 Transport failures, timeouts, unreadable bodies and wrong content types become retryable
 GatewayErrors; HTTP error statuses go through the vendor's own error mapping.
@@ -6,8 +6,6 @@ GatewayErrors; HTTP error statuses go through the vendor's own error mapping.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +13,9 @@ from typing import Any
 import aiohttp
 import orjson
 
-from proxy.engine.pool import Pools
+from proxy.engine.connections import ConnectFailed
+from proxy.engine.http1 import BadResponse, Response, UpstreamDisconnected
+from proxy.engine.pool import Lease, Pools
 from proxy.engine.relay import StreamRelay
 from proxy.engine.route import Target
 from proxy.errors import ErrorType, GatewayError
@@ -34,13 +34,13 @@ class OpenStream:
     """An upstream stream whose first event has arrived; the caller relays the rest.
 
     ``close()`` must be called exactly once: it releases the connection (or drops it when the
-    stream did not finish) and the session lease.
+    stream did not finish) and the pool lease.
     """
 
-    response: aiohttp.ClientResponse
+    response: Response
     relay: StreamRelay
     first: bytes
-    _stack: contextlib.AsyncExitStack
+    _lease: Lease
     aborted: GatewayError | None = None
 
     def abort(self, error: GatewayError) -> None:
@@ -48,16 +48,17 @@ class OpenStream:
         self.aborted = error
         self.response.close()
 
-    async def close(self) -> None:
-        if not self.relay.done:
+    def close(self) -> None:
+        if self.relay.done:
+            self.response.release()
+        else:
             self.response.close()  # unfinished: the connection cannot be reused
-        self.response.release()
-        await self._stack.aclose()
+        self._lease.__exit__(None, None, None)
 
 
 def transport_error(exc: BaseException) -> GatewayError:
     """A retryable error for a failure below HTTP; never echoes request data."""
-    if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
         return GatewayError(
             ErrorType.TIMEOUT,
             "The upstream did not answer in time.",
@@ -65,13 +66,21 @@ def transport_error(exc: BaseException) -> GatewayError:
             counts_against_provider=True,
         )
     detail = type(exc).__name__
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed | aiohttp.ClientConnectorError):
         message = f"Could not connect to the upstream ({detail})."
-    elif isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+    elif isinstance(
+        exc, UpstreamDisconnected | aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError
+    ):
         message = f"The upstream connection broke before the response was complete ({detail})."
+    elif isinstance(exc, BadResponse):
+        message = f"The upstream's response could not be read ({exc})."
     else:
         message = f"Could not reach the upstream ({detail})."
     return GatewayError(ErrorType.HTTP_ERROR, message, retryable=True, counts_against_provider=True)
+
+
+UPSTREAM_FAULTS = (TimeoutError, OSError, BadResponse)
+"""What a failed exchange raises (ConnectFailed and UpstreamDisconnected are OSErrors)."""
 
 
 def _bad_reply(message: str) -> GatewayError:
@@ -87,22 +96,20 @@ async def complete(
     req = target.vendor.chat_request(target.provider, body, stream=False)
     headers = {**req.headers, "x-request-id": request_id}
     failure: GatewayError | None = None
-    with pools.lease(target.provider) as session:
+    with pools.lease(target.provider) as pool:
         try:
-            async with (
-                asyncio.timeout(timeout_s),
-                session.request(req.method, req.url, data=req.body, headers=headers) as response,
-            ):
-                data = await response.read()
-                status, reply_headers = response.status, response.headers
-                content_type = response.content_type
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            response = await pool.request(
+                req.method, req.url, headers, req.body, timeout_s, whole=True
+            )
+        except UPSTREAM_FAULTS as exc:
             # Raised after the lease ends and outside this block: no chained context.
             failure = transport_error(exc)
     if failure is not None:
         raise failure
+    status, data = response.status, response.body
     if status != 200:
-        raise target.vendor.error_from_upstream(status, data, reply_headers)
+        raise target.vendor.error_from_upstream(status, data, response.headers)
+    content_type = response.content_type
     if content_type != "application/json":
         raise _bad_reply(f"The upstream answered with content type '{content_type}'.")
     try:
@@ -111,7 +118,7 @@ async def complete(
         raise _bad_reply("The upstream answered with invalid JSON.") from None
     if not isinstance(payload, dict):
         raise _bad_reply("The upstream answered with a JSON value that is not an object.")
-    return Reply(payload, reply_headers)
+    return Reply(payload, response.headers)
 
 
 async def open_stream(
@@ -123,26 +130,28 @@ async def open_stream(
     """
     req = target.vendor.chat_request(target.provider, body, stream=True)
     headers = {**req.headers, "x-request-id": request_id, "accept": "text/event-stream"}
-    stack = contextlib.AsyncExitStack()
-    session = stack.enter_context(pools.lease(target.provider))
-    response: aiohttp.ClientResponse | None = None
+    lease = pools.lease(target.provider)
+    pool = lease.__enter__()
+    response: Response | None = None
     try:
-        async with asyncio.timeout(timeout_s):
-            response = await session.request(req.method, req.url, data=req.body, headers=headers)
-            if response.status != 200:
-                data = await response.read()
-                raise target.vendor.error_from_upstream(response.status, data, response.headers)
-            if response.content_type != "text/event-stream":
-                raise _bad_reply(
-                    f"The upstream answered a stream with content type '{response.content_type}'."
-                )
-            first = await _first_output(response, relay)
-        return OpenStream(response, relay, first, stack)
+        response = await pool.request(
+            req.method, req.url, headers, req.body, timeout_s, whole=False
+        )
+        if response.status != 200:
+            data = await response.read()
+            raise target.vendor.error_from_upstream(response.status, data, response.headers)
+        if response.content_type != "text/event-stream":
+            raise _bad_reply(
+                f"The upstream answered a stream with content type '{response.content_type}'."
+            )
+        first = await _first_output(response, relay)
+        response.set_deadline(None)  # the first event is in; the relay bounds the rest
+        return OpenStream(response, relay, first, lease)
     except BaseException as exc:
         if response is not None:
             response.close()
-        await stack.aclose()
-        if isinstance(exc, aiohttp.ClientError | asyncio.TimeoutError | OSError):
+        lease.__exit__(None, None, None)
+        if isinstance(exc, UPSTREAM_FAULTS):
             raise transport_error(exc) from None
         raise
 
@@ -165,12 +174,12 @@ _FINAL_STREAM_ERRORS = frozenset(
 )
 
 
-async def _first_output(response: aiohttp.ClientResponse, relay: StreamRelay) -> bytes:
+async def _first_output(response: Response, relay: StreamRelay) -> bytes:
     """The client's first bytes. A stream whose first event is a provider-side error (say an
     ``overloaded_error``) has sent the client nothing yet, so it fails here and can be retried.
     """
     while True:
-        chunk = await response.content.readany()
+        chunk = await response.readany()
         if not chunk:
             raise _bad_reply("The upstream closed the stream before its first event.")
         out = relay.feed(chunk)

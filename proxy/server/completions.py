@@ -8,7 +8,6 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -200,7 +199,7 @@ async def _stream(
     finally:
         state.open_streams.discard(opened)
         relay = opened.relay
-        await opened.close()
+        opened.close()
         _finish_record(record, target, 200, relay.usage, relay.cost, record.bytes_out)
         record.error_type = relay.error
 
@@ -209,13 +208,13 @@ async def _relay_rest(
     response: web.StreamResponse, opened: upstream.OpenStream, call: Call, record: RequestRecord
 ) -> None:
     """Copy the upstream's stream to the client until it ends, fails or the deadline passes."""
-    relay, reader = opened.relay, opened.response.content
+    relay, reader = opened.relay, opened.response
     try:
         async with asyncio.timeout(max(call.deadline - time.monotonic(), 0.001)):
             while not relay.done:
                 try:
                     chunk = await reader.readany()
-                except (aiohttp.ClientError, OSError) as exc:
+                except upstream.UPSTREAM_FAULTS as exc:
                     out = relay.fail(opened.aborted or _broken_stream(exc))
                 else:
                     if opened.aborted is not None:

@@ -325,7 +325,7 @@ def test_unchanged_provider_keeps_its_session_and_warm_connection(live, sim):
     data = config_of(gateway)
     for model in ("gpt-4o", "claude-3-5-haiku-20241022"):  # one warm connection per provider
         assert chat(gateway.url, model).status_code == 200
-    sessions = dict(gateway.state.pools.sessions())
+    sessions = dict(gateway.state.pools.upstreams())
     warm = upstream_ports(sim.server.port)
     assert len(warm) == 2
 
@@ -337,7 +337,7 @@ def test_unchanged_provider_keeps_its_session_and_warm_connection(live, sim):
     wait_for_version(gateway, raw)
     for model in ("gpt-4o", "claude-3-5-haiku-20241022", FRESH):
         assert chat(gateway.url, model).status_code == 200
-    assert gateway.state.pools.sessions() == sessions  # the very same ClientSession objects
+    assert gateway.state.pools.upstreams() == sessions  # the very same ClientSession objects
     assert not any(s.closed for s in sessions.values())
     assert upstream_ports(sim.server.port) == warm  # and their warm connections were reused
 
@@ -348,7 +348,7 @@ def test_unchanged_provider_keeps_its_session_and_warm_connection(live, sim):
     wait_for_version(gateway, raw)
     for model in ("gpt-4o", "claude-3-5-haiku-20241022"):
         assert chat(gateway.url, model).status_code == 200
-    now = gateway.state.pools.sessions()
+    now = gateway.state.pools.upstreams()
     assert now["anthropic"] is sessions["anthropic"]
     assert now["openai"] is not sessions["openai"]
     wait_until(lambda: sessions["openai"].closed, timeout=2)
@@ -363,7 +363,7 @@ def test_retired_session_closes_only_after_its_requests_finish(live, sim, change
     gateway = live()
     data = config_of(gateway)
     old_price = data["models"]["gpt-4o"]["price"]
-    old = gateway.state.pools.sessions()["openai"]
+    old = gateway.state.pools.upstreams()["openai"]
     sim.sim.faults.push(Fault("ok", path="/v1/chat/completions", n_chunks=10, chunk_delay_ms=150))
     stream = gateway.openai().chat.completions.create(
         model="gpt-4o",
@@ -385,7 +385,7 @@ def test_retired_session_closes_only_after_its_requests_finish(live, sim, change
     wait_for_version(gateway, raw)
     assert gateway.state.streams_open == 1, "the stream ended before the reload: too slow?"
     assert not old.closed
-    assert gateway.state.pools.sessions().get("openai") is not old
+    assert gateway.state.pools.upstreams().get("openai") is not old
     after = chat(gateway.url, "gpt-4o")
     if change == "changed":
         assert after.status_code == 200 and priced_at(after, PRICE_A)

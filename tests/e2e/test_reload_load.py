@@ -241,7 +241,7 @@ def test_fifty_reloads_under_load(live, sim):
                 last_valid = valid_config(base, version)
                 write_rename_over(gateway.config_path, last_valid)
                 wait_for_version(gateway, last_valid)
-                sessions.extend(gateway.state.pools.sessions().values())
+                sessions.extend(gateway.state.pools.upstreams().values())
                 assert_models_follow(gateway, version)
             else:
                 errors = gateway.state.reload_counts["error"]

@@ -1,0 +1,241 @@
+"""The keep-alive connections to one provider's origin, with the contract's pool limits.
+
+``pool`` settings mean: at most ``max_connections`` open at once (more requests wait for one,
+bounded by their own deadline), at most ``max_idle_per_host`` kept idle for reuse (``0`` closes
+each after its request), idle ones closed after ``idle_timeout_s``, TCP keep-alive probes after
+``tcp_keepalive_s``, and each TCP (and TLS) connect bounded by ``timeouts.connect_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections import deque
+from collections.abc import Mapping
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+from proxy.config.snapshot import PoolSettings
+from proxy.engine.http1 import Connection, Response, encode_head
+
+ACCEPT_IDENTITY = {"accept-encoding": "identity"}
+"""Asked of every upstream unless the config's headers say otherwise: compressed SSE can be
+buffered by the vendor's edge, and JSON bodies of a few KB gain little from gzip. A body that
+comes compressed anyway is decoded (gzip, deflate)."""
+
+
+class ConnectFailed(ConnectionError):
+    """No connection to the upstream could be opened (refused, unresolvable, TLS failure)."""
+
+
+@lru_cache(maxsize=64)
+def _ssl_context() -> ssl.SSLContext:
+    """One default (verifying) TLS context: creating one loads the CA bundle, ~ms of work."""
+    return ssl.create_default_context()
+
+
+class Origin:
+    """Where a pool connects: scheme, host, port, and the Host header it sends."""
+
+    __slots__ = ("host", "host_header", "port", "prefix", "tls")
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or (443 if self.tls else 80)
+        self.host_header = parts.netloc.rpartition("@")[2]
+        self.prefix = f"{parts.scheme}://{parts.netloc}"
+
+    def target(self, url: str) -> str:
+        """The request target (path and query) of ``url``, which must be on this origin."""
+        if not url.startswith(self.prefix):
+            raise ValueError("the request URL is not on the pool's origin")
+        return url[len(self.prefix) :] or "/"
+
+
+class UpstreamPool:
+    """Connections to one origin: reused most-recently-used first, capped, expired when idle."""
+
+    def __init__(self, base_url: str, settings: PoolSettings, connect_ms: int) -> None:
+        self.origin = Origin(base_url)
+        self._settings = settings
+        self._connect_s = connect_ms / 1000
+        self._idle: list[Connection] = []
+        self._open: set[Connection] = set()
+        self._connecting = 0
+        self._waiters: deque[asyncio.Future[Connection | None]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    @property
+    def open_count(self) -> int:
+        return len(self._open)
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout_s: float,
+        *,
+        whole: bool,
+    ) -> Response:
+        """Send a request; returns once the head (or, ``whole``, the entire response) is in.
+
+        ``timeout_s`` bounds everything from here: the wait for a connection, the connect,
+        and the response. A ``whole`` response has its ``body`` and its connection is back in
+        the pool; otherwise the caller reads the body and must ``release()`` or ``close()``.
+        """
+        headers = headers if "accept-encoding" in headers else {**ACCEPT_IDENTITY, **headers}
+        head = encode_head(
+            method, self.origin.target(url), self.origin.host_header, headers, len(body)
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        conn = self._take_idle() or await self._acquire(loop, deadline)
+        response = conn.send(head, body, whole)
+        response.set_deadline(max(deadline - loop.time(), 0.0))
+        try:
+            if whole:
+                response.body = await response.read()
+            else:
+                await response.wait_head()
+        except BaseException:
+            response.close()
+            raise
+        if whole:
+            response.release()
+        return response
+
+    def _take_idle(self) -> Connection | None:
+        idle = self._idle
+        while idle:
+            conn = idle.pop()
+            if not conn.closed:
+                return conn
+        return None
+
+    async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> Connection:
+        """A connection: a new one while under ``max_connections``, else the next released."""
+        while True:
+            if self.closed:
+                raise ConnectFailed("the provider's connection pool is closed")
+            if len(self._open) + self._connecting < self._settings.max_connections:
+                return await self._connect(loop, deadline)
+            waiter: asyncio.Future[Connection | None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    conn = await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
+                    self._put_back(waiter.result())  # handed over just as we gave up
+                raise
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            if conn is not None and not conn.closed:
+                return conn
+
+    async def _connect(self, loop: asyncio.AbstractEventLoop, deadline: float) -> Connection:
+        origin = self.origin
+        self._connecting += 1
+        try:
+            async with asyncio.timeout(min(self._connect_s, max(deadline - loop.time(), 0.0))):
+                _, conn = await loop.create_connection(
+                    lambda: Connection(loop, self._finished),
+                    origin.host,
+                    origin.port,
+                    ssl=_ssl_context() if origin.tls else None,
+                    server_hostname=origin.host if origin.tls else None,
+                )
+        except BaseException as exc:
+            self._connecting -= 1
+            self._wake_waiter()  # a failed connect frees a slot for someone else
+            if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
+                # refused, unreachable, DNS (socket.gaierror), TLS (ssl.SSLError)
+                raise ConnectFailed(f"{type(exc).__name__}: {exc.strerror or exc}") from None
+            raise
+        self._connecting -= 1
+        self._tune(conn)
+        self._open.add(conn)
+        return conn
+
+    def _tune(self, conn: Connection) -> None:
+        sock = conn.socket()
+        if sock is None:
+            return
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        idle = max(int(self._settings.tcp_keepalive_s), 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(idle // 4, 1))
+
+    def _finished(self, conn: Connection, reusable: bool) -> None:
+        """A connection's exchange ended (or it closed while idle): reuse it or forget it."""
+        if reusable and not self.closed and conn in self._open:
+            self._put_back(conn)
+            return
+        if conn in self._open:
+            self._open.discard(conn)
+            conn.close()
+            if conn in self._idle:
+                self._idle.remove(conn)
+            self._wake_waiter()  # a slot is free: the next waiter may connect
+
+    def _put_back(self, conn: Connection) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if len(self._idle) >= self._settings.max_idle_per_host:
+            self._finished(conn, False)
+            return
+        conn.idle_since = asyncio.get_running_loop().time()
+        self._idle.append(conn)
+        if self._sweeper is None:
+            self._schedule_sweep(self._settings.idle_timeout_s)
+
+    def _wake_waiter(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # no connection handed over: it may open one
+                return
+
+    def _schedule_sweep(self, delay: float) -> None:
+        self._sweeper = asyncio.get_running_loop().call_later(max(delay, 0.01), self._sweep)
+
+    def _sweep(self) -> None:
+        """Close connections idle for ``idle_timeout_s``; run again while any stay idle."""
+        self._sweeper = None
+        now = asyncio.get_running_loop().time()
+        limit = self._settings.idle_timeout_s
+        for conn in [c for c in self._idle if now - c.idle_since >= limit]:
+            self._finished(conn, False)
+        if self._idle:
+            oldest = min(c.idle_since for c in self._idle)
+            self._schedule_sweep(oldest + limit - now)
+
+    async def close(self) -> None:
+        """Close every connection; requests still reading theirs see the connection drop."""
+        self.closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+        for conn in list(self._open):
+            conn.close()
+        self._idle.clear()
+        self._open.clear()
+        await asyncio.sleep(0)  # let the transports run their connection_lost callbacks
