@@ -8,11 +8,13 @@ only when ``server.logging.log_content`` asks for them.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import logging.handlers
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -33,12 +35,67 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 ACCESS_FIELDS = "_access"  # the LogRecord attribute holding an access line's fields
 
 
-class _QueueHandler(logging.handlers.QueueHandler):
-    """Enqueue the record as it is: formatting happens once, in the listener's thread (the
-    stock ``prepare`` formats and copies every record on the event loop)."""
+class _BatchingHandler(logging.Handler):
+    """Hands records to the writer thread without formatting them (that happens once, in the
+    thread). On the event loop's thread the records of one loop turn travel as one queue item,
+    so a burst of access lines costs one thread wake-up and one write, not one per line; from
+    any other thread, or with no loop running, a record goes at once."""
 
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        return record
+    def __init__(self, items: queue.SimpleQueue[list[logging.LogRecord] | None]) -> None:
+        super().__init__()
+        self._items = items
+        self._pending: list[logging.LogRecord] = []
+        self._owner = threading.get_ident()  # the thread whose event loop serves requests
+
+    def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
+        """``Handler.handle`` without its lock: ``emit`` only appends or enqueues."""
+        if not self.filter(record):
+            return False
+        self.emit(record)
+        return True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        loop = asyncio._get_running_loop() if threading.get_ident() == self._owner else None
+        if loop is None:
+            self._items.put([record])
+            return
+        self._pending.append(record)
+        if len(self._pending) == 1:
+            loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send what this loop turn logged; also run at exit for a loop that stopped first."""
+        if self._pending:
+            batch, self._pending = self._pending, []
+            self._items.put(batch)
+
+
+class _BatchWriter(logging.handlers.QueueListener):
+    """The writer thread: formats each batch and writes it to the stream in one call."""
+
+    def __init__(
+        self, items: queue.SimpleQueue[list[logging.LogRecord] | None], out: logging.StreamHandler
+    ) -> None:
+        super().__init__(items, out)
+        self._out = out
+
+    def handle(self, batch: list[logging.LogRecord]) -> None:  # type: ignore[override]
+        out = self._out
+        lines = []
+        for record in batch:
+            try:
+                lines.append(out.format(record) + "\n")
+            except Exception:
+                out.handleError(record)
+        if lines:
+            out.acquire()
+            try:
+                out.stream.write("".join(lines))
+                out.flush()
+            except Exception:
+                out.handleError(batch[0])
+            finally:
+                out.release()
 
 
 class JsonFormatter(logging.Formatter):
@@ -52,43 +109,55 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
-                out[key] = value
         fields = record.__dict__.get(ACCESS_FIELDS)
-        if fields:
+        if fields:  # an access line: its fields are its only extras
             out.update(fields)
+        else:
+            for key, value in record.__dict__.items():
+                if key not in _STANDARD and not key.startswith("_"):
+                    out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
 
 
-_listener: logging.handlers.QueueListener | None = None
+_writer: _BatchWriter | None = None
+_handler: _BatchingHandler | None = None
 
 
 def configure_logging(settings: LoggingSettings) -> None:
     """Log through a queue: the event loop only enqueues; a thread formats and writes, so a
     slow or blocked stderr pipe never stalls request handling."""
-    global _listener
-    handler = logging.StreamHandler(sys.stderr)
+    global _writer, _handler
+    out = logging.StreamHandler(sys.stderr)
     if settings.format == "json":
-        handler.setFormatter(JsonFormatter())
+        out.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
-    if _listener is not None:
-        _listener.stop()
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    _listener = logging.handlers.QueueListener(records, handler)
-    _listener.start()
-    atexit.register(_listener.stop)
+        out.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    _stop_writer()
+    items: queue.SimpleQueue[list[logging.LogRecord] | None] = queue.SimpleQueue()
+    _handler = _BatchingHandler(items)
+    _writer = _BatchWriter(items, out)
+    _writer.start()
+    atexit.register(_stop_writer)
     root = logging.getLogger()
-    root.handlers[:] = [_QueueHandler(records)]
+    root.handlers[:] = [_handler]
     # The logging HOWTO's "Optimization" switches: nothing we log uses these fields.
     logging._srcfile = None  # no stack walk per record to find the caller
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     root.setLevel(settings.level.upper())
     # Its own switch (access_log), whatever the level: quieting warnings keeps the access log.
     access_log.setLevel(logging.INFO)
+
+
+def _stop_writer() -> None:
+    """Hand over what is still pending, then let the writer drain the queue and stop."""
+    global _writer
+    if _handler is not None:
+        _handler.flush()
+    if _writer is not None:
+        _writer.stop()
+        _writer = None
 
 
 class AccessLog:

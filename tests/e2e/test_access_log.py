@@ -216,6 +216,7 @@ def test_real_process_logs(spawn_gateway, sim, tmp_path, log_format):
         access = [p for p in parsed if p["logger"] == ACCESS_LOGGER]
         assert [a["request_id"] for a in access] == ["req-process-False", "req-process-True"]
         assert all(set(a) >= FIELDS for a in access)
+        assert any(p["message"].startswith("draining") for p in parsed)  # shutdown's lines too
     else:
         access = [line for line in lines if ACCESS_LOGGER in line]
         assert len(access) == 2 and "req-process-True openai gpt-4o" in access[1]

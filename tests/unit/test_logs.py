@@ -1,0 +1,79 @@
+"""The log pipeline: records go to a writer thread in batches (one per event-loop turn), are
+formatted there, and nothing pending is lost at exit."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from proxy import logs
+from proxy.config.snapshot import LoggingSettings
+from tests.conftest import wait_until
+
+
+@pytest.fixture
+def stderr(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
+    """configure_logging() writing to a StringIO; the root logger restored afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    out = io.StringIO()
+    monkeypatch.setattr("sys.stderr", out)
+    logs.configure_logging(LoggingSettings())
+    yield out
+    logs._stop_writer()
+    root.handlers[:], level = saved
+    root.setLevel(level)
+
+
+def lines(out: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_one_loop_turn_is_one_batch_and_every_line_is_json(stderr, monkeypatch):
+    batches: list[int] = []
+    handle = logs._BatchWriter.handle
+
+    def counting(self: logs._BatchWriter, batch: list[logging.LogRecord]) -> None:
+        batches.append(len(batch))
+        handle(self, batch)
+
+    monkeypatch.setattr(logs._BatchWriter, "handle", counting)
+
+    async def burst() -> None:
+        for n in range(5):
+            logs.access_log.info("request", extra={logs.ACCESS_FIELDS: {"n": n}})
+        await asyncio.sleep(0)  # the turn ends: the batch is handed over
+
+    asyncio.run(burst())
+    wait_until(lambda: len(stderr.getvalue().splitlines()) == 5)
+    assert batches == [5]
+    got = lines(stderr)
+    assert [line["n"] for line in got] == [0, 1, 2, 3, 4]
+    assert got[0]["logger"] == logs.ACCESS_LOGGER and got[0]["message"] == "request"
+
+
+def test_other_threads_and_code_outside_a_loop_log_at_once(stderr):
+    logging.getLogger("llm_edge_agent.test").warning("outside", extra={"where": "main"})
+    worker = threading.Thread(target=logging.getLogger("llm_edge_agent.test").warning, args=("t",))
+    worker.start()
+    worker.join()
+    wait_until(lambda: len(stderr.getvalue().splitlines()) == 2)
+    assert {line["message"] for line in lines(stderr)} == {"outside", "t"}
+    assert next(line for line in lines(stderr) if line["message"] == "outside")["where"] == "main"
+
+
+def test_records_pending_when_the_loop_stops_are_written_at_exit(stderr):
+    async def last_words() -> None:
+        logging.getLogger("llm_edge_agent.test").warning("bye")  # no loop turn follows
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(last_words())
+    loop.close()  # the scheduled hand-over never runs
+    logs._stop_writer()  # what atexit does
+    assert [line["message"] for line in lines(stderr)] == ["bye"]
