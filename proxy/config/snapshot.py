@@ -80,7 +80,7 @@ class ProviderConfig:
     drop_unsupported_params: bool = False
 
     def connection_key(self) -> tuple[object, ...]:
-        """What a pooled session depends on; unchanged key = keep the warm session on reload."""
+        """What a provider's pool depends on; unchanged key = keep the warm pool on reload."""
         return (self.type, self.base_url, self.pool, self.timeouts.connect_ms)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import time
 from collections import deque
 from collections.abc import Mapping
 from functools import lru_cache
@@ -95,11 +96,14 @@ class UpstreamPool:
         head = encode_head(
             method, self.origin.target(url), self.origin.host_header, headers, len(body)
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        conn = self._take_idle() or await self._acquire(loop, deadline)
+        conn = self._take_idle()
+        if conn is None:  # none idle: open one, or wait for one, within the same budget
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout_s
+            conn = await self._acquire(loop, deadline)
+            timeout_s = max(deadline - loop.time(), 0.0)
         response = conn.send(head, body, whole)
-        response.set_deadline(max(deadline - loop.time(), 0.0))
+        response.set_deadline(timeout_s)
         try:
             if whole:
                 response.body = await response.read()
@@ -198,7 +202,7 @@ class UpstreamPool:
         if len(self._idle) >= self._settings.max_idle_per_host:
             self._finished(conn, False)
             return
-        conn.idle_since = asyncio.get_running_loop().time()
+        conn.idle_since = time.monotonic()
         self._idle.append(conn)
         if self._sweeper is None:
             self._schedule_sweep(self._settings.idle_timeout_s)
@@ -216,7 +220,7 @@ class UpstreamPool:
     def _sweep(self) -> None:
         """Close connections idle for ``idle_timeout_s``; run again while any stay idle."""
         self._sweeper = None
-        now = asyncio.get_running_loop().time()
+        now = time.monotonic()
         limit = self._settings.idle_timeout_s
         for conn in [c for c in self._idle if now - c.idle_since >= limit]:
             self._finished(conn, False)

@@ -19,14 +19,15 @@ import math
 import time
 from dataclasses import asdict, dataclass
 
-import aiohttp
-
-from proxy.config.snapshot import ProviderConfig
+from proxy.config.snapshot import PoolSettings, ProviderConfig
+from proxy.engine.connections import UpstreamPool
 from proxy.engine.state import GatewayState
-from proxy.engine.upstream import transport_error
+from proxy.engine.upstream import UPSTREAM_FAULTS, transport_error
 from proxy.providers.registry import vendor_for
 
 log = logging.getLogger("llm_edge_agent")
+
+_ONE_SHOT = PoolSettings(max_idle_per_host=0, max_connections=1)
 
 # How often the background task looks for due checks (and for intervals a reload turned on).
 _IDLE_POLL_S = 1.0
@@ -53,21 +54,21 @@ async def check_provider(state: GatewayState, provider: ProviderConfig) -> Healt
     started = time.perf_counter()
     error: str | None = None
     provider_fault = False
+    pool = UpstreamPool(provider.base_url, _ONE_SHOT, provider.timeouts.connect_ms)
     try:
-        async with (
-            asyncio.timeout(timeout_ms / 1000),
-            aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as session,
-            session.request(req.method, req.url, headers=dict(req.headers)) as response,
-        ):
-            body = await response.read()
-            if response.status != 200:
-                failure = vendor.error_from_upstream(response.status, body, response.headers)
-                error = f"{failure.type} (HTTP {response.status})"
-                provider_fault = failure.counts_against_provider
-    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        response = await pool.request(
+            req.method, req.url, req.headers, req.body or b"", timeout_ms / 1000, whole=True
+        )
+        if response.status != 200:
+            failure = vendor.error_from_upstream(response.status, response.body, response.headers)
+            error = f"{failure.type} (HTTP {response.status})"
+            provider_fault = failure.counts_against_provider
+    except UPSTREAM_FAULTS as exc:
         timed_out = isinstance(exc, TimeoutError)
         error = f"no answer within {timeout_ms} ms" if timed_out else transport_error(exc).message
         provider_fault = True
+    finally:
+        await pool.close()
     elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
     health = Health(error is None, elapsed_ms, error, time.time())
     if health.healthy or provider_fault:

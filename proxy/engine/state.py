@@ -1,4 +1,4 @@
-"""The gateway's long-lived state: the current snapshot, pooled sessions, breakers, observers.
+"""The gateway's long-lived state: the current snapshot, upstream pools, breakers, observers.
 
 The snapshot is swapped by assigning one attribute (atomic under the event loop); a request
 reads ``state.snapshot`` once at its start and keeps that object to its end.
@@ -95,7 +95,7 @@ class GatewayState:
         return len(self.open_streams)
 
     def start(self) -> None:
-        """Create the pooled sessions (needs the running loop)."""
+        """Create the upstream pools."""
         self.pools.sync(self.snapshot)
         self.breakers.sync(self.snapshot.providers)
 

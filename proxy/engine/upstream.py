@@ -10,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from proxy.engine.connections import ConnectFailed
@@ -58,7 +57,7 @@ class OpenStream:
 
 def transport_error(exc: BaseException) -> GatewayError:
     """A retryable error for a failure below HTTP; never echoes request data."""
-    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+    if isinstance(exc, TimeoutError):
         return GatewayError(
             ErrorType.TIMEOUT,
             "The upstream did not answer in time.",
@@ -66,11 +65,9 @@ def transport_error(exc: BaseException) -> GatewayError:
             counts_against_provider=True,
         )
     detail = type(exc).__name__
-    if isinstance(exc, ConnectFailed | aiohttp.ClientConnectorError):
+    if isinstance(exc, ConnectFailed):
         message = f"Could not connect to the upstream ({detail})."
-    elif isinstance(
-        exc, UpstreamDisconnected | aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError
-    ):
+    elif isinstance(exc, UpstreamDisconnected):
         message = f"The upstream connection broke before the response was complete ({detail})."
     elif isinstance(exc, BadResponse):
         message = f"The upstream's response could not be read ({exc})."

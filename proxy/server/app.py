@@ -1,4 +1,4 @@
-"""The aiohttp application: routes, and the lifecycle of the gateway's pooled sessions."""
+"""The aiohttp application: routes, and the lifecycle of the gateway's upstream pools."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from proxy.server.metrics import METRICS, Metrics, metrics_endpoint
 
 
 def create_app(snapshot: Snapshot, state: GatewayState | None = None) -> web.Application:
-    """An app serving ``snapshot``; sessions are created at startup and closed at cleanup."""
+    """An app serving ``snapshot``; pools are created at startup and closed at cleanup."""
     # client_max_size=0: the body limit is the snapshot's, enforced per request (it can reload).
     app = web.Application(
         client_max_size=0,

@@ -71,7 +71,7 @@ async def serve(
     await stop.wait()
     if orphan_watch is not None:
         orphan_watch.cancel()
-    await _stop_reloader(reloader)  # no reload may swap sessions in while they are closed
+    await _stop_reloader(reloader)  # no reload may swap pools in while they are closed
     stop.clear()  # from here on, a second signal cuts the drain short
     await drain(state, runner, hurry=stop)
     return 0

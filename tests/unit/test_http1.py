@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
+import trustme
 
 from proxy.config.snapshot import PoolSettings
 from proxy.engine.connections import ConnectFailed, UpstreamPool
@@ -415,3 +417,33 @@ def test_refused_connections_and_header_injection():
         encode_head("POST", "/x", "h", {"authorization": "Bearer k\r\nx-evil: 1"}, 0)
     with pytest.raises(ValueError):
         UpstreamPool("ftp://example.com", PoolSettings(), 1000)
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_https_verifies_the_upstream_certificate(trusted: bool, monkeypatch: pytest.MonkeyPatch):
+    """TLS with SNI and hostname checks; a certificate nobody vouched for is a connect failure."""
+    authority = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    if trusted:
+        authority.configure_trust(client_context)
+    monkeypatch.setattr("proxy.engine.connections._ssl_context", lambda: client_context)
+
+    async def main() -> None:
+        server = Server(canned(JSON_OK))
+        listener = await asyncio.start_server(server.handle, "localhost", 0, ssl=server_context)
+        port = listener.sockets[0].getsockname()[1]
+        async with listener:
+            pool = UpstreamPool(f"https://localhost:{port}/v1", PoolSettings(), 2000)
+            url = f"https://localhost:{port}/v1/chat/completions"
+            if trusted:
+                response = await pool.request("POST", url, {}, b"{}", 2.0, whole=True)
+                assert (response.status, response.body) == (200, b'{"ok":true}')
+                assert f"host: localhost:{port}\r\n" in server.requests[0].decode()
+            else:
+                with pytest.raises(ConnectFailed, match="SSLCertVerificationError"):
+                    await pool.request("POST", url, {}, b"{}", 2.0, whole=True)
+            await pool.close()
+
+    run(main())
