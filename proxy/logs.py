@@ -35,16 +35,26 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 ACCESS_FIELDS = "_access"  # the LogRecord attribute holding an access line's fields
 
 
+FLUSH_S = 0.05
+"""How long a record logged on the event loop may wait before the writer thread gets it."""
+FLUSH_RECORDS = 256
+"""...or how many may wait: a full batch goes at once."""
+
+
 class _BatchingHandler(logging.Handler):
     """Hands records to the writer thread without formatting them (that happens once, in the
-    thread). On the event loop's thread the records of one loop turn travel as one queue item,
-    so a burst of access lines costs one thread wake-up and one write, not one per line; from
-    any other thread, or with no loop running, a record goes at once."""
+    thread). On the event loop's thread records are batched like nginx's ``access_log ...
+    buffer= flush=``: they go over every ``FLUSH_S`` or every ``FLUSH_RECORDS``, whichever
+    comes first, so the thread wakes (and takes the GIL and the core) a few times a second
+    instead of once per request. From any other thread, or with no loop running, a record
+    goes at once."""
 
     def __init__(self, items: queue.SimpleQueue[list[logging.LogRecord] | None]) -> None:
         super().__init__()
         self._items = items
         self._pending: list[logging.LogRecord] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
         self._owner = threading.get_ident()  # the thread whose event loop serves requests
 
     def handle(self, record: logging.LogRecord) -> bool:  # type: ignore[override]
@@ -59,12 +69,18 @@ class _BatchingHandler(logging.Handler):
         if loop is None:
             self._items.put([record])
             return
-        self._pending.append(record)
-        if len(self._pending) == 1:
-            loop.call_soon(self.flush)
+        pending = self._pending
+        pending.append(record)
+        if len(pending) >= FLUSH_RECORDS:
+            self.flush()
+        elif self._timer is None or self._timer_loop is not loop:  # (a new loop: tests)
+            self._timer, self._timer_loop = loop.call_later(FLUSH_S, self.flush), loop
 
     def flush(self) -> None:
-        """Send what this loop turn logged; also run at exit for a loop that stopped first."""
+        """Send what is pending; also run at exit, for a loop that stopped first."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._pending:
             batch, self._pending = self._pending, []
             self._items.put(batch)

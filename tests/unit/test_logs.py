@@ -35,7 +35,7 @@ def lines(out: io.StringIO) -> list[dict[str, object]]:
     return [json.loads(line) for line in out.getvalue().splitlines()]
 
 
-def test_one_loop_turn_is_one_batch_and_every_line_is_json(stderr, monkeypatch):
+def test_records_on_the_loop_travel_in_batches_and_every_line_is_json(stderr, monkeypatch):
     batches: list[int] = []
     handle = logs._BatchWriter.handle
 
@@ -44,18 +44,25 @@ def test_one_loop_turn_is_one_batch_and_every_line_is_json(stderr, monkeypatch):
         handle(self, batch)
 
     monkeypatch.setattr(logs._BatchWriter, "handle", counting)
+    total = logs.FLUSH_RECORDS + 5
 
     async def burst() -> None:
-        for n in range(5):
+        for n in range(total):
             logs.access_log.info("request", extra={logs.ACCESS_FIELDS: {"n": n}})
-        await asyncio.sleep(0)  # the turn ends: the batch is handed over
+            await asyncio.sleep(0)  # one record per loop turn, as requests end
+        await until_written(stderr, total)  # the last 5 go when FLUSH_S has passed
 
     asyncio.run(burst())
-    wait_until(lambda: len(stderr.getvalue().splitlines()) == 5)
-    assert batches == [5]
+    assert batches == [logs.FLUSH_RECORDS, 5]
     got = lines(stderr)
-    assert [line["n"] for line in got] == [0, 1, 2, 3, 4]
+    assert [line["n"] for line in got] == list(range(total))
     assert got[0]["logger"] == logs.ACCESS_LOGGER and got[0]["message"] == "request"
+
+
+async def until_written(out: io.StringIO, count: int) -> None:
+    async with asyncio.timeout(5):
+        while len(out.getvalue().splitlines()) < count:
+            await asyncio.sleep(0.005)
 
 
 def test_other_threads_and_code_outside_a_loop_log_at_once(stderr):
