@@ -1,5 +1,5 @@
-"""The log pipeline: records go to a writer thread in batches (one per event-loop turn), are
-formatted there, and nothing pending is lost at exit."""
+"""The log pipeline: lines formatted where they are logged go to a writer thread in batches,
+and nothing pending is lost at exit."""
 
 from __future__ import annotations
 
@@ -39,12 +39,12 @@ def test_records_on_the_loop_travel_in_batches_and_every_line_is_json(stderr, mo
     batches: list[int] = []
     handle = logs._BatchWriter.handle
 
-    def counting(self: logs._BatchWriter, batch: list[logging.LogRecord]) -> None:
+    def counting(self: logs._BatchWriter, batch: list[str]) -> None:
         batches.append(len(batch))
         handle(self, batch)
 
     monkeypatch.setattr(logs._BatchWriter, "handle", counting)
-    total = logs.FLUSH_RECORDS + 5
+    total = logs.FLUSH_LINES + 5
 
     async def burst() -> None:
         for n in range(total):
@@ -53,7 +53,7 @@ def test_records_on_the_loop_travel_in_batches_and_every_line_is_json(stderr, mo
         await until_written(stderr, total)  # the last 5 go when FLUSH_S has passed
 
     asyncio.run(burst())
-    assert batches == [logs.FLUSH_RECORDS, 5]
+    assert batches == [logs.FLUSH_LINES, 5]
     got = lines(stderr)
     assert [line["n"] for line in got] == list(range(total))
     assert got[0]["logger"] == logs.ACCESS_LOGGER and got[0]["message"] == "request"
