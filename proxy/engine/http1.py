@@ -166,7 +166,8 @@ class Response:
         self._wake()
 
     def on_complete(self) -> None:
-        self.complete = True
+        if self._error is None:  # a failed response (say, an unreadable coding) never completes
+            self.complete = True
         self._wake()
 
     def on_lost(self, exc: BaseException | None) -> None:
@@ -182,6 +183,7 @@ class Response:
         return "content-length" not in headers and "transfer-encoding" not in headers
 
     async def _wait(self) -> None:
+        """Wait for news; the error, if any, is raised only when nothing is left to read."""
         if self._error is not None:
             raise self._error
         waiter = self._waiter = self._conn.loop.create_future()
@@ -189,8 +191,6 @@ class Response:
             await waiter
         finally:
             self._waiter = None
-        if self._error is not None:
-            raise self._error
 
     def _wake(self) -> None:
         waiter = self._waiter
