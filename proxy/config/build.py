@@ -73,7 +73,7 @@ def _provider(name: str, raw: Data, top: Data) -> ProviderConfig:
         name=name,
         type=raw["type"],
         base_url=str(raw["base_url"]).rstrip("/"),
-        api_key=raw.get("api_key") or "",
+        api_key=(raw.get("api_key") or "").strip(),  # a key file's trailing newline
         retry=RetryPolicy(**merged("retry")),
         timeouts=Timeouts(**merged("timeouts")),
         pool=PoolSettings(**merged("pool")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import re
 from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any
@@ -238,12 +239,34 @@ def _semantic_problems(
             message = f"provider {shown} is not defined under providers{_suggest(ref, providers)}"
             problems.append(lines.problem(path, message))
     problems.extend(_name_problems(models, lines))
+    problems.extend(_header_problems(providers, lines))
     problems.extend(
         lines.problem(path, "must be a finite number")
         for path, value in walk(data)
         if isinstance(value, float) and not math.isfinite(value)  # .nan passes "minimum: 0"
     )
     return problems
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _header_problems(providers: dict[str, Any], lines: LineIndex) -> list[Problem]:
+    """Keys and header values go into HTTP headers: a line break there would end the header
+    (or inject another). Surrounding whitespace is fine (the key is stripped); the value itself
+    is never shown, since it may be a secret."""
+    fields: list[tuple[PathParts, object]] = []
+    for name, provider in providers.items():
+        fields.append((("providers", name, "api_key"), provider.get("api_key")))
+        headers = provider.get("headers")
+        if isinstance(headers, dict):
+            fields.extend((("providers", name, "headers", k), v) for k, v in headers.items())
+    message = "contains a line break or control character, which cannot go in an HTTP header"
+    return [
+        lines.problem(path, message)
+        for path, value in fields
+        if isinstance(value, str) and _CONTROL.search(value.strip())
+    ]
 
 
 def _name_problems(models: list[tuple[str, dict[str, Any]]], lines: LineIndex) -> list[Problem]:

@@ -419,6 +419,32 @@ def test_api_key_never_in_repr_or_problems(tmp_path: Path) -> None:
     assert all(CANARY not in line for line in lines)
 
 
+def test_keys_and_headers_with_line_breaks_are_problems_and_keys_are_stripped(
+    tmp_path: Path,
+) -> None:
+    """A key file's trailing newline is stripped; a break inside a key or a header value would
+    split the upstream request's headers, so it is a problem (the value is never shown)."""
+    path = write(tmp_path, MINIMAL)
+    assert load_snapshot(path, {"KEY": f" {CANARY}\n"}).providers["openai"].api_key == CANARY
+    bad = write(
+        tmp_path,
+        """\
+        providers:
+          openai: {type: openai, base_url: "https://x.invalid", api_key: "${KEY}",
+                   headers: {x-team: "a\\r\\nx-evil: 1"}}
+        models:
+          gpt-4: {provider: openai, price: {input_per_1k: 0.03, output_per_1k: 0.06}}
+        """,
+        "bad.yaml",
+    )
+    problems = problems_of(bad, {"KEY": f"{CANARY}\nx-injected: 1"})
+    assert [p.path for p in problems] == [
+        "providers.openai.api_key",
+        "providers.openai.headers.x-team",
+    ]
+    assert all("line break" in p.message and CANARY not in str(p) for p in problems)
+
+
 def test_anchors_merge_keys_and_whole_floats(tmp_path: Path) -> None:
     path = write(
         tmp_path,
