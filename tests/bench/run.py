@@ -81,9 +81,9 @@ def machine() -> dict[str, object]:
 
 
 def versions(env: Env) -> dict[str, str | None]:
-    probe = "import aiohttp as a, orjson as o, uvloop as u; print(a.__version__, o.__version__, "
-    probe += "u.__version__)"
-    libs = (_version([env.python, "-c", probe]) or "- - -").split()
+    probe = "import aiohttp as a, orjson as o, uvloop as u, httptools as h; "
+    probe += "print(a.__version__, o.__version__, u.__version__, h.__version__)"
+    libs = (_version([env.python, "-c", probe]) or "- - - -").split()
     litellm_python = str(env.litellm.parent / "python") if env.litellm else None
     return {
         "nginx": _version(["nginx", "-v"]),
@@ -91,6 +91,7 @@ def versions(env: Env) -> dict[str, str | None]:
         "aiohttp": libs[0],
         "orjson": libs[1],
         "uvloop": libs[2],
+        "httptools": libs[3],
         "litellm": install.LITELLM_VERSION if env.litellm else None,
         "litellm_python": _version([litellm_python, "--version"]) if litellm_python else None,
         "repo_commit": _version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]),
