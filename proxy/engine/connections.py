@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+import aiohappyeyeballs
+
 from proxy.config.snapshot import PoolSettings
-from proxy.engine.http1 import Connection, Response, encode_head
+from proxy.engine.http1 import Connection, Response, UpstreamDisconnected, encode_head
 
 ACCEPT_IDENTITY = {"accept-encoding": "identity"}
 """Asked of every upstream unless the config's headers say otherwise: compressed SSE can be
@@ -34,6 +36,20 @@ class ConnectFailed(ConnectionError):
 def _ssl_context() -> ssl.SSLContext:
     """One default (verifying) TLS context: creating one loads the CA bundle, ~ms of work."""
     return ssl.create_default_context()
+
+
+HAPPY_EYEBALLS_S = 0.25
+"""RFC 8305's connection attempt delay: with IPv6 and IPv4 addresses, the next address is
+tried this long after the previous one, so a black-holed IPv6 route does not eat the whole
+connect budget (uvloop's create_connection has no happy_eyeballs_delay of its own)."""
+
+
+async def _open_socket(loop: asyncio.AbstractEventLoop, origin: Origin) -> socket.socket:
+    """A connected TCP socket to ``origin``: resolve, then race its addresses."""
+    infos = await loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+    return await aiohappyeyeballs.start_connection(
+        infos, happy_eyeballs_delay=HAPPY_EYEBALLS_S, interleave=1, loop=loop
+    )
 
 
 class Origin:
@@ -71,10 +87,15 @@ class UpstreamPool:
         self._waiters: deque[asyncio.Future[Connection | None]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
         self.closed = False
+        self.connects = 0  # connections opened so far: reuse shows as this staying put
 
     @property
     def open_count(self) -> int:
         return len(self._open)
+
+    @property
+    def idle_count(self) -> int:
+        return len(self._idle)
 
     async def request(
         self,
@@ -96,12 +117,24 @@ class UpstreamPool:
         head = encode_head(
             method, self.origin.target(url), self.origin.host_header, headers, len(body)
         )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
         conn = self._take_idle()
-        if conn is None:  # none idle: open one, or wait for one, within the same budget
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout_s
-            conn = await self._acquire(loop, deadline)
-            timeout_s = max(deadline - loop.time(), 0.0)
+        if conn is not None:
+            try:
+                return await self._exchange(conn, head, body, timeout_s, whole)
+            except UpstreamDisconnected as exc:
+                if not exc.before_response:
+                    raise
+                # The server closed this idle connection as we reused it (its keep-alive
+                # timeout ran out first) and answered nothing: send it once more, on a new
+                # connection. A reset, or any byte of a response, is the attempt's failure.
+        conn = await self._acquire(loop, deadline, reuse=conn is None)
+        return await self._exchange(conn, head, body, max(deadline - loop.time(), 0.0), whole)
+
+    async def _exchange(
+        self, conn: Connection, head: bytes, body: bytes, timeout_s: float, whole: bool
+    ) -> Response:
         response = conn.send(head, body, whole)
         response.set_deadline(timeout_s)
         try:
@@ -124,9 +157,14 @@ class UpstreamPool:
                 return conn
         return None
 
-    async def _acquire(self, loop: asyncio.AbstractEventLoop, deadline: float) -> Connection:
-        """A connection: a new one while under ``max_connections``, else the next released."""
+    async def _acquire(
+        self, loop: asyncio.AbstractEventLoop, deadline: float, *, reuse: bool = True
+    ) -> Connection:
+        """A connection: an idle one (if ``reuse``), a new one while under
+        ``max_connections``, else the next released."""
         while True:
+            if reuse and (conn := self._take_idle()) is not None:
+                return conn
             if self.closed:
                 raise ConnectFailed("the provider's connection pool is closed")
             if len(self._open) + self._connecting < self._settings.max_connections:
@@ -137,8 +175,12 @@ class UpstreamPool:
                 async with asyncio.timeout_at(deadline):
                     conn = await waiter
             except BaseException:
-                if waiter.done() and not waiter.cancelled() and waiter.result() is not None:
-                    self._put_back(waiter.result())  # handed over just as we gave up
+                if waiter.done() and not waiter.cancelled():  # woken just as we gave up:
+                    handed = waiter.result()  # pass on what we were given
+                    if handed is not None:
+                        self._put_back(handed)
+                    else:
+                        self._wake_waiter()
                 raise
             finally:
                 if waiter in self._waiters:
@@ -151,13 +193,17 @@ class UpstreamPool:
         self._connecting += 1
         try:
             async with asyncio.timeout(min(self._connect_s, max(deadline - loop.time(), 0.0))):
-                _, conn = await loop.create_connection(
-                    lambda: Connection(loop, self._finished),
-                    origin.host,
-                    origin.port,
-                    ssl=_ssl_context() if origin.tls else None,
-                    server_hostname=origin.host if origin.tls else None,
-                )
+                sock = await _open_socket(loop, origin)
+                try:
+                    _, conn = await loop.create_connection(
+                        lambda: Connection(loop, self._finished),
+                        sock=sock,
+                        ssl=_ssl_context() if origin.tls else None,
+                        server_hostname=origin.host if origin.tls else None,
+                    )
+                except BaseException:
+                    sock.close()
+                    raise
         except BaseException as exc:
             self._connecting -= 1
             self._wake_waiter()  # a failed connect frees a slot for someone else
@@ -166,6 +212,7 @@ class UpstreamPool:
                 raise ConnectFailed(f"{type(exc).__name__}: {exc.strerror or exc}") from None
             raise
         self._connecting -= 1
+        self.connects += 1
         self._tune(conn)
         self._open.add(conn)
         return conn
@@ -194,6 +241,9 @@ class UpstreamPool:
             self._wake_waiter()  # a slot is free: the next waiter may connect
 
     def _put_back(self, conn: Connection) -> None:
+        if conn.closed or conn not in self._open:  # lost meanwhile: already accounted for
+            self._wake_waiter()
+            return
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -222,7 +272,9 @@ class UpstreamPool:
         self._sweeper = None
         now = time.monotonic()
         limit = self._settings.idle_timeout_s
-        for conn in [c for c in self._idle if now - c.idle_since >= limit]:
+        expired = [c for c in self._idle if c.closed or now - c.idle_since >= limit]
+        for conn in expired:
+            self._idle.remove(conn)
             self._finished(conn, False)
         if self._idle:
             oldest = min(c.idle_since for c in self._idle)

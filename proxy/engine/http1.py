@@ -28,7 +28,13 @@ MAX_BODY = 128 * 1024 * 1024
 
 
 class UpstreamDisconnected(ConnectionError):
-    """The connection closed before the response was complete."""
+    """The connection closed before the response was complete. ``before_response``: it was
+    closed cleanly (FIN, not a reset) before one byte of a response arrived: on a reused
+    connection, the server's keep-alive timeout closing it just as we reused it."""
+
+    def __init__(self, message: str, *, before_response: bool = False) -> None:
+        super().__init__(message)
+        self.before_response = before_response
 
 
 class BadResponse(Exception):
@@ -69,6 +75,7 @@ class Response:
         "complete",
         "headers",
         "keep_alive",
+        "started",
         "status",
         "whole",
     )
@@ -77,6 +84,7 @@ class Response:
         self._conn = conn
         self.whole = whole  # wake the reader only once the whole body is in
         self.status = 0
+        self.started = False  # a byte of the response arrived
         self.headers: dict[str, str] = {}
         self.complete = False
         self.keep_alive = False
@@ -108,7 +116,12 @@ class Response:
             await self._wait()
 
     async def read(self) -> bytes:
-        """The whole (decoded) body."""
+        """The whole (decoded) body (a stream's too: say an error status's JSON)."""
+        if not self.whole:  # from here on the body is collected, capped by MAX_BODY, not paused
+            self.whole = True
+            if self._paused:
+                self._paused = False
+                self._conn.resume_reading()
         while not self.complete:
             await self._wait()
         return self._take()
@@ -118,6 +131,24 @@ class Response:
         while not self._chunks and not self.complete:
             await self._wait()
         return self._take()
+
+    async def drain(self, timeout_s: float) -> None:
+        """Read and drop what is left (a stream's closing chunk, typically already on its
+        way) so the connection can be reused; give up after ``timeout_s``."""
+        if self.complete or self._error is not None:
+            return
+        self.set_deadline(timeout_s)
+        try:
+            while not self.complete:
+                await self._wait()
+                self._chunks.clear()
+                self._size = 0
+                if self._paused:
+                    self._paused = False
+                    self._conn.resume_reading()
+        except (TimeoutError, OSError, BadResponse):
+            pass  # release() will see it incomplete and close the connection
+        self.set_deadline(None)
 
     def release(self) -> None:
         """Done with the response: the connection goes back to its pool if it can be reused."""
@@ -171,10 +202,12 @@ class Response:
         self._wake()
 
     def on_lost(self, exc: BaseException | None) -> None:
-        if self.status and not self.complete and self._reads_to_eof():
-            self.on_complete()  # a body delimited by the connection's close
+        if exc is None and self.status and not self.complete and self._reads_to_eof():
+            self.on_complete()  # a body delimited by the connection's (clean) close
             return
-        self.fail(UpstreamDisconnected(str(exc) if exc else "the upstream closed the connection"))
+        message = str(exc) if exc else "the upstream closed the connection"
+        stale = exc is None and not self.started  # a plain close (FIN), not a reset
+        self.fail(UpstreamDisconnected(message, before_response=stale))
 
     # -- internals ---------------------------------------------------------------------------
 
@@ -207,14 +240,24 @@ class Response:
             self._paused = False
             self._conn.resume_reading()
         if self._decoder is not None:
-            try:
-                data = self._decoder.decompress(data)
-                if self.complete:
-                    data += self._decoder.flush()
-                    self._decoder = None
-            except zlib.error as exc:
-                raise BadResponse(f"the response body does not decompress ({exc})") from None
+            data = self._decode(data)
         return data
+
+    def _decode(self, data: bytes) -> bytes:
+        """Decompress, refusing a body that inflates past MAX_BODY or ends mid-stream."""
+        decoder = self._decoder
+        try:
+            out = decoder.decompress(data, MAX_BODY + 1)
+            if len(out) > MAX_BODY or decoder.unconsumed_tail:
+                raise BadResponse("the response body is too large once decompressed")
+            if self.complete:
+                out += decoder.flush()
+                if not decoder.eof:
+                    raise BadResponse("the compressed response body is truncated")
+                self._decoder = None
+        except zlib.error as exc:
+            raise BadResponse(f"the response body does not decompress ({exc})") from None
+        return out
 
     def _expire(self) -> None:
         self._timer = None
@@ -302,6 +345,13 @@ class Connection(asyncio.Protocol):
             self._done(self, False)
 
     # -- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        response = self._response
+        if response is not None and response.status:  # a second response: not ours to read
+            raise BadResponse("the upstream sent more than one response")
+        if response is not None:
+            response.started = True
 
     def on_header(self, name: bytes, value: bytes) -> None:
         headers = self._response.headers  # type: ignore[union-attr]

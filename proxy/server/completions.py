@@ -189,6 +189,8 @@ async def _stream(
         record.bytes_out = len(opened.first)
         await _relay_rest(response, opened, call, record)
         await response.write_eof()
+        if opened.relay.done:  # the client has it all; now let the connection end cleanly
+            await opened.response.drain(STREAM_DRAIN_S)
         return response
     except ConnectionResetError:  # the client left while we wrote: nothing more to send
         record.client_disconnected = True
@@ -202,6 +204,11 @@ async def _stream(
         opened.close()
         _finish_record(record, target, 200, relay.usage, relay.cost, record.bytes_out)
         record.error_type = relay.error
+
+
+STREAM_DRAIN_S = 0.1
+"""How long a finished stream's connection may take to deliver its closing bytes (the final
+empty chunk, usually right behind the last event) to be reused rather than closed."""
 
 
 async def _relay_rest(

@@ -88,6 +88,29 @@ def test_stream_without_usage_request_has_no_usage_chunk_but_upstream_was_asked(
     assert sim.completions()[-1].json["stream_options"] == {"include_usage": True}
 
 
+@pytest.mark.parametrize(
+    "model, provider", [("gpt-4o", "openai"), ("claude-3.5-sonnet", "anthropic")]
+)
+def test_finished_streams_leave_their_upstream_connection_reusable(gateway, model, provider):
+    """A stream read to its end (terminator included) hands its connection back: streams in a
+    row pay one TCP (and, with real vendors, TLS) handshake, not one each."""
+    pool = gateway.state.pools.upstreams()[provider]
+    client = gateway.openai()
+
+    def stream_once() -> None:
+        chunks = client.chat.completions.create(
+            model=model, stream=True, messages=[{"role": "user", "content": "hi"}]
+        )
+        assert list(chunks)
+        wait_until(lambda: pool.idle_count >= 1)  # released once the handler has finished
+
+    stream_once()
+    before = pool.connects
+    for _ in range(3):
+        stream_once()
+    assert pool.connects == before
+
+
 def test_stream_headers_known_at_start(gateway):
     with gateway.openai().chat.completions.with_streaming_response.create(
         model="gpt-4o", stream=True, messages=[{"role": "user", "content": "hi"}]

@@ -2,7 +2,8 @@
 
 Each test runs a real asyncio server on 127.0.0.1 that reads one request at a time and answers
 with the exact bytes the test scripts, so framing (length, chunked, until-close), encodings,
-keep-alive, pool limits and every failure path are checked on real sockets.
+keep-alive, pool limits and TLS are checked on real sockets. Failure paths:
+test_http1_faults.py.
 """
 
 from __future__ import annotations
@@ -10,88 +11,23 @@ from __future__ import annotations
 import asyncio
 import gzip
 import ssl
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 
 import pytest
 import trustme
 
 from proxy.config.snapshot import PoolSettings
 from proxy.engine.connections import ConnectFailed, UpstreamPool
-from proxy.engine.http1 import HIGH_WATER, BadResponse, UpstreamDisconnected, encode_head
-
-JSON_OK = (
-    b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
+from proxy.engine.http1 import HIGH_WATER
+from tests.unit.http1_server import (
+    JSON_OK,
+    Server,
+    canned,
+    pool_for,
+    post,
+    run,
+    serve,
+    until,
 )
-Answer = Callable[[int, asyncio.StreamReader, asyncio.StreamWriter], Awaitable[bool]]
-"""Writes the answer to request number n; returns False to close the connection after it."""
-
-
-@dataclass
-class Server:
-    answer: Answer
-    requests: list[bytes] = field(default_factory=list)
-    connections: int = 0
-    open_now: int = 0
-    most_open: int = 0
-    closed_by_client: int = 0
-    port: int = 0
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.open_now += 1
-        self.most_open = max(self.most_open, self.open_now)
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length:")
-                )
-                self.requests.append(head + await reader.readexactly(length))
-                if not await self.answer(len(self.requests), reader, writer):
-                    break
-            writer.close()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            self.closed_by_client += 1
-        finally:
-            self.open_now -= 1
-
-
-async def serve(answer: Answer) -> tuple[Server, asyncio.Server]:
-    server = Server(answer)
-    listener = await asyncio.start_server(server.handle, "127.0.0.1", 0)
-    server.port = listener.sockets[0].getsockname()[1]
-    return server, listener
-
-
-def canned(data: bytes, keep: bool = True) -> Answer:
-    async def answer(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        writer.write(data)
-        await writer.drain()
-        return keep
-
-    return answer
-
-
-def pool_for(server: Server, **settings: float) -> UpstreamPool:
-    return UpstreamPool(f"http://127.0.0.1:{server.port}/v1", PoolSettings(**settings), 1000)  # type: ignore[arg-type]
-
-
-async def until(check: Callable[[], bool], timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.005)
-
-
-def post(pool: UpstreamPool, timeout: float = 2.0, *, whole: bool = True, **headers: str):  # type: ignore[no-untyped-def]
-    url = f"{pool.origin.prefix}/v1/chat/completions"
-    return pool.request("POST", url, {"x-test": "1", **headers}, b'{"a":1}', timeout, whole=whole)
-
-
-def run(coro: Awaitable[None]) -> None:
-    asyncio.run(coro)  # type: ignore[arg-type]
 
 
 def test_request_bytes_and_keep_alive_reuse():
@@ -196,84 +132,6 @@ def test_connection_close_header_is_honoured():
     run(main())
 
 
-FAULTS = {
-    "cut body": (b'HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"partial', UpstreamDisconnected),
-    "closed before answering": (b"", UpstreamDisconnected),
-    "not http": (b"SSH-2.0-OpenSSH_9.2\r\n\r\n", BadResponse),
-    "bad chunk": (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n", BadResponse),
-    "brotli": (
-        b"HTTP/1.1 200 OK\r\ncontent-encoding: br\r\ncontent-length: 2\r\n\r\nxx",
-        BadResponse,
-    ),
-    "gzip garbage": (
-        b"HTTP/1.1 200 OK\r\ncontent-encoding: gzip\r\ncontent-length: 2\r\n\r\nxx",
-        BadResponse,
-    ),
-}
-
-
-@pytest.mark.parametrize("fault", sorted(FAULTS))
-def test_faults_raise_and_the_connection_is_dropped(fault: str):
-    data, error = FAULTS[fault]
-
-    async def main() -> None:
-        server, listener = await serve(canned(data, keep=False))
-        async with listener:
-            pool = pool_for(server)
-            with pytest.raises(error):
-                await post(pool)
-            await until(lambda: pool.open_count == 0)
-            await pool.close()
-
-    run(main())
-
-
-def test_a_stream_cut_midway_hands_out_what_arrived_then_fails():
-    async def answer(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        await writer.drain()
-        return False
-
-    async def main() -> None:
-        server, listener = await serve(answer)
-        async with listener:
-            pool = pool_for(server)
-            response = await post(pool, whole=False)
-            assert await response.readany() == b"hello"
-            with pytest.raises(UpstreamDisconnected):
-                await response.readany()
-            response.close()
-            await until(lambda: pool.open_count == 0)
-            await pool.close()
-
-    run(main())
-
-
-def test_slow_first_byte_times_out_and_closes_the_connection():
-    gate = asyncio.Event()
-    server = Server(canned(b""))
-
-    async def answer(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        if not await reader.read():  # the client gave up and closed the connection
-            server.closed_by_client += 1
-        await gate.wait()
-        return False
-
-    async def main() -> None:
-        nonlocal server
-        server, listener = await serve(answer)
-        async with listener:
-            pool = pool_for(server)
-            with pytest.raises(TimeoutError):
-                await post(pool, timeout=0.05)
-            assert pool.open_count == 0
-            await until(lambda: server.closed_by_client == 1)
-            gate.set()
-            await pool.close()
-
-    run(main())
-
-
 def test_max_connections_makes_requests_wait_for_a_free_one():
     release = asyncio.Event()
 
@@ -348,31 +206,6 @@ def test_informational_responses_are_skipped():
     run(main())
 
 
-def test_cancelling_a_request_closes_its_connection():
-    server = Server(canned(b""))
-
-    async def answer(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        if not await reader.read():
-            server.closed_by_client += 1
-        return False
-
-    async def main() -> None:
-        nonlocal server
-        server, listener = await serve(answer)
-        async with listener:
-            pool = pool_for(server)
-            task = asyncio.create_task(post(pool))
-            await until(lambda: len(server.requests) == 1)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert pool.open_count == 0
-            await until(lambda: server.closed_by_client == 1)
-            await pool.close()
-
-    run(main())
-
-
 def test_slow_readers_pause_the_socket_and_get_every_byte():
     blob = bytes(range(256)) * 16 * 1024  # 4 MiB
 
@@ -401,24 +234,6 @@ def test_slow_readers_pause_the_socket_and_get_every_byte():
     run(main())
 
 
-def test_refused_connections_and_header_injection():
-    async def main() -> None:
-        listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-        port = listener.sockets[0].getsockname()[1]
-        listener.close()
-        await listener.wait_closed()
-        pool = UpstreamPool(f"http://127.0.0.1:{port}", PoolSettings(), 1000)
-        with pytest.raises(ConnectFailed):
-            await pool.request("POST", f"http://127.0.0.1:{port}/x", {}, b"", 1.0, whole=True)
-        assert pool.open_count == 0
-
-    run(main())
-    with pytest.raises(ValueError, match="line break"):
-        encode_head("POST", "/x", "h", {"authorization": "Bearer k\r\nx-evil: 1"}, 0)
-    with pytest.raises(ValueError):
-        UpstreamPool("ftp://example.com", PoolSettings(), 1000)
-
-
 @pytest.mark.parametrize("trusted", [True, False])
 def test_https_verifies_the_upstream_certificate(trusted: bool, monkeypatch: pytest.MonkeyPatch):
     """TLS with SNI and hostname checks; a certificate nobody vouched for is a connect failure."""
@@ -444,6 +259,54 @@ def test_https_verifies_the_upstream_certificate(trusted: bool, monkeypatch: pyt
             else:
                 with pytest.raises(ConnectFailed, match="SSLCertVerificationError"):
                     await pool.request("POST", url, {}, b"{}", 2.0, whole=True)
+            await pool.close()
+
+    run(main())
+
+
+def test_a_host_name_is_resolved_and_its_addresses_raced():
+    """A name goes through getaddrinfo and RFC 8305's race of its addresses (where
+    ``localhost`` is also ::1, the refused address falls through to 127.0.0.1)."""
+
+    async def main() -> None:
+        server, listener = await serve(canned(JSON_OK))
+        async with listener:
+            pool = UpstreamPool(f"http://localhost:{server.port}", PoolSettings(), 1000)
+            url = f"http://localhost:{server.port}/x"
+            response = await pool.request("POST", url, {}, b"{}", 2.0, whole=True)
+            assert response.status == 200
+            await pool.close()
+
+    run(main())
+
+
+def test_drain_reads_a_late_closing_chunk_so_the_connection_is_reused():
+    """The last event is read before the chunked terminator arrives (the server writes it
+    later): drain() waits for it, so the connection goes back to the pool."""
+    event_read = asyncio.Event()
+
+    async def answer(n: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        writer.write(b"e\r\ndata: [DONE]\n\n\r\n")
+        await writer.drain()
+        await event_read.wait()
+        event_read.clear()
+        writer.write(b"0\r\n\r\n")
+        return True
+
+    async def main() -> None:
+        server, listener = await serve(answer)
+        async with listener:
+            pool = pool_for(server)
+            for _ in range(2):
+                response = await post(pool, whole=False)
+                assert await response.readany() == b"data: [DONE]\n\n"
+                assert not response.complete
+                event_read.set()
+                await response.drain(2.0)
+                assert response.complete
+                response.release()
+            assert server.connections == 1 and pool.connects == 1
             await pool.close()
 
     run(main())
