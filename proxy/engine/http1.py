@@ -141,11 +141,7 @@ class Response:
         try:
             while not self.complete:
                 await self._wait()
-                self._chunks.clear()
-                self._size = 0
-                if self._paused:
-                    self._paused = False
-                    self._conn.resume_reading()
+                self._take()
         except (TimeoutError, OSError, BadResponse):
             pass  # release() will see it incomplete and close the connection
         self.set_deadline(None)

@@ -237,7 +237,11 @@ def client_gone(request: web.Request) -> bool:
 
 def reset(request: web.Request) -> None:
     """Drop the connection with a TCP RST (SO_LINGER 0), like a crashed upstream."""
-    transport = request.transport
+    abort_with_rst(request.transport)
+
+
+def abort_with_rst(transport: asyncio.BaseTransport | None) -> None:
+    """Close ``transport`` with a TCP RST rather than a FIN."""
     if transport is None:
         return
     sock = transport.get_extra_info("socket")

@@ -7,13 +7,12 @@ bytes a test scripts, so framing, keep-alive, pool limits and faults are all rea
 from __future__ import annotations
 
 import asyncio
-import socket
-import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from proxy.config.snapshot import PoolSettings
 from proxy.engine.connections import UpstreamPool
+from proxy.sim.faults import abort_with_rst
 
 JSON_OK = (
     b'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{"ok":true}'
@@ -90,7 +89,5 @@ def run(coro: Awaitable[None]) -> None:
 
 
 def reset(writer: asyncio.StreamWriter) -> None:
-    """Drop the connection with a TCP RST (SO_LINGER 0), not a FIN: a crashed server."""
-    sock = writer.get_extra_info("socket")
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    writer.transport.abort()
+    """Drop the connection with a TCP RST, not a FIN: a crashed server."""
+    abort_with_rst(writer.transport)
