@@ -19,6 +19,7 @@ import time
 from bisect import bisect_left
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -29,6 +30,9 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from proxy.engine.state import GatewayState, RequestRecord
+
+if TYPE_CHECKING:
+    from proxy.server.peers import Peers
 
 PREFIX = "llm_edge"
 # LLM calls take seconds to minutes; the gateway's own share should stay well under 1 ms.
@@ -154,8 +158,15 @@ class Metrics:
         self._series: dict[tuple[str, str, bool], tuple[_Target, _Histogram]] = {}
         self._requests: dict[tuple[str, ...], _Count] = {}
         self._overhead: dict[str, _Histogram] = {}
+        # With --workers N: the sibling workers whose numbers a scrape adds (proxy.server.peers).
+        self.peers: Peers | None = None
         self.registry.register(_RequestCollector(self))
         self.registry.register(_StateCollector(state, self._cost))
+
+    @property
+    def cost(self) -> dict[tuple[str, str], Decimal]:
+        """Exact cost sums per (model, provider)."""
+        return dict(self._cost)
 
     def observe(self, record: RequestRecord) -> None:
         """Count one finished request (success or error, stream or not)."""
@@ -311,7 +322,10 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 
 async def metrics_endpoint(request: web.Request) -> web.Response:
-    """The Prometheus text format (or OpenMetrics, when the scraper asks for it)."""
+    """The Prometheus text format (or OpenMetrics, when the scraper asks for it); with
+    ``--workers N``, the numbers of every worker, summed."""
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encode(request.app[METRICS].registry)
+    metrics = request.app[METRICS]
+    source = metrics.registry if metrics.peers is None else await metrics.peers.registry()
+    body = encode(source)
     return web.Response(body=body, headers={"Content-Type": content_type})

@@ -19,6 +19,8 @@ from proxy.config.snapshot import Snapshot
 from proxy.engine.state import GatewayState
 from proxy.errors import ErrorType, GatewayError
 from proxy.server.app import create_app
+from proxy.server.metrics import METRICS
+from proxy.server.peers import Peers
 from proxy.server.workers import watch_supervisor
 
 log = logging.getLogger("llm_edge_agent")
@@ -57,6 +59,9 @@ async def serve(
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_port=reuse_port or None, backlog=1024)
     await site.start()
+    peers = Peers.from_env(app[METRICS])
+    if peers is not None and await peers.start():
+        app[METRICS].peers = peers
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -74,6 +79,8 @@ async def serve(
     await _stop_reloader(reloader)  # no reload may swap pools in while they are closed
     stop.clear()  # from here on, a second signal cuts the drain short
     await drain(state, runner, hurry=stop)
+    if peers is not None:
+        await peers.close()
     return 0
 
 

@@ -2,19 +2,24 @@
 
 The parent starts each worker as ``llm-edge-agent serve ... --workers 1 --reuse-port``, so every
 worker loads, watches and hot-reloads the config itself; the parent forwards SIGTERM, SIGINT and
-SIGHUP, and exits 0 once every worker has drained and exited 0.
+SIGHUP, and exits 0 once every worker has drained and exited 0. Each worker's ``/metrics``
+answers for all of them (``proxy.server.peers``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 
 SUPERVISOR_ENV = "LLM_EDGE_SUPERVISOR_PID"
+PEERS_ENV = "LLM_EDGE_PEERS_DIR"  # where the workers' metrics sockets are
+MAX_PEERS_DIR = 80  # leaves room for "/<pid>.sock" within AF_UNIX's path limit
 ORPHAN_CHECK_S = 1.0
 
 
@@ -45,8 +50,20 @@ def run_workers(count: int, worker_args: Sequence[str]) -> int:
         "1",
         "--reuse-port",
     ]
-    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
-    children = [subprocess.Popen(command, env=env) for _ in range(count)]
+    # Private to this user: each worker's metrics socket, read by the one a scrape reaches.
+    peers_dir = tempfile.mkdtemp(prefix="llm-edge-agent-")
+    if len(peers_dir) > MAX_PEERS_DIR:  # a long TMPDIR: socket paths are limited to ~107 bytes
+        os.rmdir(peers_dir)
+        peers_dir = tempfile.mkdtemp(prefix="llm-edge-agent-", dir="/tmp")
+    env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()), PEERS_ENV: peers_dir}
+    try:
+        return _supervise([subprocess.Popen(command, env=env) for _ in range(count)])
+    finally:
+        shutil.rmtree(peers_dir, ignore_errors=True)
+
+
+def _supervise(children: list[subprocess.Popen[bytes]]) -> int:
+    """Relay stop and reload signals to ``children``; wait for all of them."""
 
     def relay(signum: int, _frame: object) -> None:
         for child in children:
