@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -183,11 +185,13 @@ def _healthy(url: str) -> bool:
 @pytest.fixture
 def spawn_gateway(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     processes: list[Process] = []
+    # The gateway's TMPDIR (--workers sockets): short, and removed even after a SIGKILL.
+    run_dir = tempfile.mkdtemp(prefix="lea-")
 
     def spawn(config_path: Path, *extra: str, environ: dict[str, str] | None = None) -> Process:
         port = free_port()
         log_path = tmp_path / f"gateway-{port}.log"
-        env = {**os.environ, **ENVIRON, **(environ or {})}
+        env = {**os.environ, **ENVIRON, "TMPDIR": run_dir, **(environ or {})}
         command = [
             sys.executable,
             "-m",
@@ -219,3 +223,4 @@ def spawn_gateway(tmp_path: Path) -> Iterator[Callable[..., Process]]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.popen.pid, signal.SIGKILL)
         process.popen.wait(5)
+    shutil.rmtree(run_dir, ignore_errors=True)

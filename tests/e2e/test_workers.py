@@ -56,7 +56,9 @@ def test_two_workers_share_the_port_and_exit_cleanly(sim, spawn_gateway, tmp_pat
 
 
 def test_workers_exit_when_their_supervisor_is_killed(sim, spawn_gateway, tmp_path):
-    process = spawn_gateway(gateway_config(sim.url, tmp_path), "--workers", "2")
+    run_dir = Path(tempfile.mkdtemp(prefix="lea-"))  # short: it holds the workers' sockets
+    environ = {"TMPDIR": str(run_dir)}
+    process = spawn_gateway(gateway_config(sim.url, tmp_path), "--workers", "2", environ=environ)
 
     def worker_pids() -> set[int]:
         return {get(f"{process.url}/status").json()["pid"] for _ in range(40)}
@@ -74,6 +76,9 @@ def test_workers_exit_when_their_supervisor_is_killed(sim, spawn_gateway, tmp_pa
             return stat.read().split(") ")[1].startswith("Z")
 
     wait_until(lambda: all(gone(pid) for pid in pids), timeout=10)
+    # No supervisor to clean up: the last worker out removed the sockets' directory.
+    assert list(run_dir.iterdir()) == []
+    run_dir.rmdir()
 
 
 def test_a_scrape_of_any_worker_counts_every_workers_requests(sim, spawn_gateway, tmp_path):
