@@ -163,6 +163,7 @@ class Process:
     popen: subprocess.Popen[bytes]
     url: str
     log_path: Path
+    tmp_dir: Path  # its TMPDIR, unless the test gave another
 
     def signal(self, sig: int = signal.SIGTERM) -> None:
         self.popen.send_signal(sig)
@@ -212,7 +213,7 @@ def spawn_gateway(tmp_path: Path) -> Iterator[Callable[..., Process]]:
                 cwd=tmp_path,
                 start_new_session=True,  # its own process group: --workers children included
             )
-        process = Process(popen, f"http://127.0.0.1:{port}", log_path)
+        process = Process(popen, f"http://127.0.0.1:{port}", log_path, Path(run_dir))
         processes.append(process)
         wait_until(lambda: _healthy(process.url) or popen.poll() is not None, timeout=15)
         assert popen.poll() is None, f"gateway exited at start:\n{process.log()}"

@@ -4,21 +4,19 @@ on SIGTERM."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
-import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 import openai
 import orjson
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import CLIENT_KEY, gateway_config, wait_until
 from tests.e2e.live_config import dump, version_of, write_rename_over
 from tests.http import get
+from tests.prom import Samples, samples
 
 
 def test_two_workers_share_the_port_and_exit_cleanly(sim, spawn_gateway, tmp_path):
@@ -56,9 +54,7 @@ def test_two_workers_share_the_port_and_exit_cleanly(sim, spawn_gateway, tmp_pat
 
 
 def test_workers_exit_when_their_supervisor_is_killed(sim, spawn_gateway, tmp_path):
-    run_dir = Path(tempfile.mkdtemp(prefix="lea-"))  # short: it holds the workers' sockets
-    environ = {"TMPDIR": str(run_dir)}
-    process = spawn_gateway(gateway_config(sim.url, tmp_path), "--workers", "2", environ=environ)
+    process = spawn_gateway(gateway_config(sim.url, tmp_path), "--workers", "2")
 
     def worker_pids() -> set[int]:
         return {get(f"{process.url}/status").json()["pid"] for _ in range(40)}
@@ -77,60 +73,41 @@ def test_workers_exit_when_their_supervisor_is_killed(sim, spawn_gateway, tmp_pa
 
     wait_until(lambda: all(gone(pid) for pid in pids), timeout=10)
     # No supervisor to clean up: the last worker out removed the sockets' directory.
-    assert list(run_dir.iterdir()) == []
-    run_dir.rmdir()
+    assert list(process.tmp_dir.iterdir()) == []
 
 
 def test_a_scrape_of_any_worker_counts_every_workers_requests(sim, spawn_gateway, tmp_path):
     """SO_REUSEPORT hands each scrape to one worker; that worker adds its sibling's numbers,
     so every scrape gives the whole sidecar's counts and exact cost, never one worker's."""
-    run_dir = Path(tempfile.mkdtemp(prefix="lea-"))  # short: it holds the workers' sockets
-    try:
-        process = spawn_gateway(
-            gateway_config(sim.url, tmp_path), "--workers", "2", environ={"TMPDIR": str(run_dir)}
-        )
-        (peers_dir,) = run_dir.glob("llm-edge-agent-*")
-        wait_until(lambda: len(list(peers_dir.glob("*.sock"))) == 2, timeout=20)
-        cost = Decimal(0)
-        for _ in range(SENT):  # a client per request: new connections, spread over both workers
-            with openai.OpenAI(
-                base_url=f"{process.url}/v1", api_key=CLIENT_KEY, max_retries=0
-            ) as client:
-                raw = client.chat.completions.with_raw_response.create(
-                    model="gpt-4o", messages=[{"role": "user", "content": "say: ok"}]
-                )
-            cost += Decimal(raw.headers["x-llm-cost-usd"])
-        served = [_requests(_local_samples(sock)) for sock in sorted(peers_dir.glob("*.sock"))]
-        assert sum(served) == SENT and all(served), served  # both workers served some
-        pids = set()
-        for _ in range(20):
-            reply = get(f"{process.url}/status")  # a new connection: either worker
-            pids.add(reply.json()["pid"])
-            samples = _scrape(process.url)
-            assert samples[("llm_edge_workers", frozenset())] == 2
-            assert _requests(samples) == SENT
-            labels = frozenset({("model", "gpt-4o"), ("provider", "openai")})
-            assert samples[("llm_edge_cost_usd_total", labels)] == float(cost)
-        assert len(pids) == 2
-        process.signal(signal.SIGTERM)
-        assert process.wait(timeout=20) == 0
-        assert not peers_dir.exists()  # the supervisor removes the sockets' directory
-    finally:
-        shutil.rmtree(run_dir, ignore_errors=True)
+    process = spawn_gateway(gateway_config(sim.url, tmp_path), "--workers", "2")
+    (peers_dir,) = process.tmp_dir.glob("llm-edge-agent-*")
+    wait_until(lambda: len(list(peers_dir.glob("*.sock"))) == 2, timeout=20)
+    cost = Decimal(0)
+    for _ in range(SENT):  # a client per request: new connections, spread over both workers
+        with openai.OpenAI(base_url=f"{process.url}/v1", api_key=CLIENT_KEY, max_retries=0) as c:
+            raw = c.chat.completions.with_raw_response.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "say: ok"}]
+            )
+        cost += Decimal(raw.headers["x-llm-cost-usd"])
+    served = [_requests(_local_samples(sock)) for sock in sorted(peers_dir.glob("*.sock"))]
+    assert sum(served) == SENT and all(served), served  # both workers served some
+    pids = set()
+    for _ in range(20):
+        pids.add(get(f"{process.url}/status").json()["pid"])  # a new connection: either worker
+        reply = get(f"{process.url}/metrics")
+        assert reply.status_code == 200
+        scraped = samples(reply.text)
+        assert scraped[("llm_edge_workers", frozenset())] == 2
+        assert _requests(scraped) == SENT
+        labels = frozenset({("model", "gpt-4o"), ("provider", "openai")})
+        assert scraped[("llm_edge_cost_usd_total", labels)] == float(cost)
+    assert len(pids) == 2
+    process.signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert not peers_dir.exists()  # the supervisor removes the sockets' directory
 
 
 SENT = 24
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _scrape(url: str) -> Samples:
-    reply = get(f"{url}/metrics")
-    assert reply.status_code == 200
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(reply.text)
-        for s in family.samples
-    }
 
 
 def _local_samples(sock: Path) -> Samples:
@@ -146,5 +123,5 @@ def _local_samples(sock: Path) -> Samples:
     }
 
 
-def _requests(samples: Samples) -> float:
-    return sum(v for (name, _), v in samples.items() if name == "llm_edge_requests_total")
+def _requests(scraped: Samples) -> float:
+    return sum(v for (name, _), v in scraped.items() if name == "llm_edge_requests_total")

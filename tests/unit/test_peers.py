@@ -11,7 +11,6 @@ import orjson
 import pytest
 from prometheus_client.exposition import generate_latest
 from prometheus_client.openmetrics.exposition import generate_latest as openmetrics_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.config.build import load_snapshot
 from proxy.engine.state import GatewayState, RequestRecord
@@ -19,9 +18,9 @@ from proxy.pricing import Usage
 from proxy.server import peers
 from proxy.server.metrics import Metrics
 from proxy.server.peers import Merged, Peers, merge, payload
+from tests.prom import Samples, samples
 
 CONFIG = Path(__file__).parents[2] / "config.yaml"
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def worker(*records: RequestRecord) -> Metrics:
@@ -50,23 +49,15 @@ def record(model: str, cost: str, latency: float, stream: bool = False) -> Reque
     )
 
 
-def parsed(text: str) -> Samples:
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
 def test_merged_workers_read_as_one_worker_that_served_everything():
     first = [record("gpt-4o", "0.1", 0.2), record("gpt-4o", "0.2", 3.0, stream=True)]
     second = [record("gpt-4o", "0.0000001", 0.2), record("gpt-4o-mini", "0.3", 0.07)]
-    alone = parsed(generate_latest(worker(*first, *second).registry).decode())
+    alone = samples(generate_latest(worker(*first, *second).registry).decode())
     merged = Merged(merge([payload(worker(*first)), payload(worker(*second))]))
-    together = parsed(generate_latest(merged).decode())
+    together = samples(generate_latest(merged).decode())
 
-    def comparable(samples: Samples) -> Samples:
-        return {k: v for k, v in samples.items() if not k[0].endswith("_created")}
+    def comparable(all_samples: Samples) -> Samples:
+        return {k: v for k, v in all_samples.items() if not k[0].endswith("_created")}
 
     workers = together.pop(("llm_edge_workers", frozenset()))
     assert workers == 2
@@ -90,11 +81,11 @@ def test_created_is_the_earliest_and_state_gauges_the_worst():
         ["llm_edge_draining", "draining", "gauge", "", [["llm_edge_draining", {}, 1]]],
         ["llm_edge_in_flight_requests", "in flight", "gauge", "", [["x", {}, 0]]],
     ]
-    samples = parsed(generate_latest(Merged(merge([first, second]))).decode())
-    created = [v for (name, _), v in samples.items() if name.endswith("_created")]
+    scraped = samples(generate_latest(Merged(merge([first, second]))).decode())
+    created = [v for (name, _), v in scraped.items() if name.endswith("_created")]
     assert created and all(v == 5.0 for v in created)
-    assert samples[("llm_edge_circuit_state", frozenset({("provider", "openai")}))] == 2
-    assert samples[("llm_edge_draining", frozenset())] == 1
+    assert scraped[("llm_edge_circuit_state", frozenset({("provider", "openai")}))] == 2
+    assert scraped[("llm_edge_draining", frozenset())] == 1
 
 
 def test_labelsets_of_one_worker_only_stay_whole_in_openmetrics():
@@ -131,9 +122,9 @@ def test_a_scrape_sums_the_siblings_that_answer(tmp_path, monkeypatch, caplog):
             await sibling.close()
             assert not sibling.path.exists()
 
-    samples = parsed(generate_latest(asyncio.run(scenario())).decode())
-    assert samples[("llm_edge_workers", frozenset())] == 2
-    requests = [v for (name, _), v in samples.items() if name == "llm_edge_requests_total"]
+    scraped = samples(generate_latest(asyncio.run(scenario())).decode())
+    assert scraped[("llm_edge_workers", frozenset())] == 2
+    requests = [v for (name, _), v in scraped.items() if name == "llm_edge_requests_total"]
     assert sum(requests) == 2
     assert {r.getMessage().split()[2] for r in caplog.records} == {"2", "3", "4"}
 
@@ -163,8 +154,8 @@ def test_an_answer_that_is_not_a_workers_metrics_is_left_out(tmp_path, answer):
         finally:
             server.close()
 
-    samples = parsed(generate_latest(asyncio.run(scenario())).decode())
-    assert samples[("llm_edge_workers", frozenset())] == 1
+    scraped = samples(generate_latest(asyncio.run(scenario())).decode())
+    assert scraped[("llm_edge_workers", frozenset())] == 1
 
 
 def _answer_with(data: bytes):
