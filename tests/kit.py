@@ -1,4 +1,4 @@
-"""Access to the shared vendor reference kit (``../shared/vendor`` beside the repository)."""
+"""Access to the vendor reference kit, copied into the repository at ``proxy/sim/vendor``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from jsonschema import Draft202012Validator
 
-KIT = Path(__file__).resolve().parents[1].parent / "shared" / "vendor"
+KIT = Path(__file__).resolve().parents[1] / "proxy" / "sim" / "vendor"
 SAMPLES = KIT / "samples"
 SCHEMAS = KIT / "schemas"
 

@@ -144,9 +144,9 @@ class Reply:
 
 
 def kit_dir() -> Path:
-    """``<repo>/../shared/vendor`` (CI puts ``shared/`` beside the repo), or $SIM_VENDOR_KIT."""
+    """The vendor kit shipped inside the package (``proxy/sim/vendor``), or $SIM_VENDOR_KIT."""
     env = os.environ.get("SIM_VENDOR_KIT")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "vendor"
+    return Path(env) if env else Path(__file__).resolve().parent / "vendor"
 
 
 _OPENAI_TYPES = {

@@ -19,7 +19,7 @@ import ttft  # noqa: E402
 from benchlib import bodies, nginx, report, wrk  # noqa: E402
 from benchlib.procs import Proc, free_port, process_tree, rss_mb, start, stop  # noqa: E402
 
-SCHEMAS = HERE.parents[1].parent / "shared" / "vendor" / "schemas"
+SCHEMAS = HERE.parents[1] / "proxy" / "sim" / "vendor" / "schemas"
 PYTHON = sys.executable
 
 

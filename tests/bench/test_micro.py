@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import bodies
 
-KIT = Path(__file__).resolve().parents[2].parent / "shared" / "vendor" / "samples"
+KIT = Path(__file__).resolve().parents[2] / "proxy" / "sim" / "vendor" / "samples"
 REQUEST_BUDGET_US = 30.0
 EVENT_BUDGET_US = 5.0
 

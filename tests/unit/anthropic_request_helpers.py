@@ -7,7 +7,6 @@ no test can pass on a body Anthropic would refuse.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,8 +14,8 @@ from jsonschema import Draft202012Validator
 
 from proxy.errors import ErrorType, GatewayError
 from proxy.providers.anthropic.request import openai_to_anthropic
+from tests.kit import KIT
 
-KIT = Path(__file__).resolve().parents[2].parent / "shared" / "vendor"
 ANTHROPIC_REQUEST = Draft202012Validator(
     json.loads((KIT / "schemas/anthropic/messages.request.schema.json").read_text())
 )

@@ -20,8 +20,8 @@ from proxy.providers.anthropic.errors import (
     openai_stream_error_to_gateway,
 )
 from proxy.sse import iter_events
+from tests.kit import KIT
 
-KIT = Path(__file__).resolve().parents[2].parent / "shared" / "vendor"
 ANTHROPIC_ERROR = Draft202012Validator(
     json.loads((KIT / "schemas/anthropic/error.schema.json").read_text())
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import anthropic.types
@@ -16,8 +15,8 @@ from proxy.providers.anthropic.response import (
     anthropic_to_openai_response,
     openai_to_anthropic_response,
 )
+from tests.kit import KIT
 
-KIT = Path(__file__).resolve().parents[2].parent / "shared" / "vendor"
 OPENAI_RESPONSE = Draft202012Validator(
     json.loads((KIT / "schemas/openai/chat.completions.response.schema.json").read_text())
 )

@@ -9,7 +9,6 @@ placeholder user turn leads when the conversation would not start with one.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,8 +22,8 @@ from proxy.providers.anthropic.request import (
     anthropic_to_openai,
     openai_to_anthropic,
 )
+from tests.kit import KIT
 
-KIT = Path(__file__).resolve().parents[2].parent / "shared" / "vendor"
 ANTHROPIC_REQUEST = Draft202012Validator(
     json.loads((KIT / "schemas/anthropic/messages.request.schema.json").read_text())
 )

@@ -7,7 +7,6 @@ import json
 import threading
 from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -18,8 +17,8 @@ from jsonschema import Draft202012Validator
 
 from proxy.providers.anthropic.stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
 from proxy.sse import DONE, encode_data, encode_named, iter_events
+from tests.kit import KIT
 
-KIT = Path(__file__).resolve().parents[2].parent / "shared" / "vendor"
 CHUNK = Draft202012Validator(
     json.loads((KIT / "schemas/openai/chat.completions.chunk.schema.json").read_text())
 )
