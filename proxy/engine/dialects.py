@@ -1,25 +1,40 @@
-"""Chaining client dialects and vendor wire formats.
+"""The hub where client dialects and vendor wire formats meet.
 
-A client speaks "openai" (``/v1/chat/completions``) or "anthropic" (``/v1/messages``); a vendor
-speaks its wire format. Same format: pass-through, rewriting only the model (and, for OpenAI
-streams, asking for usage). Different formats: the vendor module's pure translators.
+The unified format is OpenAI Chat Completions. Each client dialect (an inbound endpoint's
+format: :data:`DIALECTS`) translates requests to it and responses and stream events from it;
+each vendor wire format (a :class:`proxy.providers.base.Vendor`) translates requests from it
+and responses and stream events to it. A request therefore goes dialect -> unified -> wire and
+its answer wire -> unified -> dialect, whatever the pair: a new dialect or vendor is one module
+(a spoke), never a new pairwise branch. A request whose dialect equals the vendor's wire is
+passed through byte for byte, rewriting only the model (and, for OpenAI streams, asking for
+usage). The OpenAI spokes are identities, so OpenAI <-> any vendor costs one translation.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from proxy.engine.route import Target
-from proxy.providers.anthropic import request as anthropic_request
-from proxy.providers.anthropic import response as anthropic_response
-from proxy.providers.anthropic import stream as anthropic_stream
-from proxy.providers.base import StreamTranslator
+from proxy.providers import anthropic, openai
+from proxy.providers.base import Dialect, StreamTranslator, Vendor
+
+if TYPE_CHECKING:
+    from proxy.engine.route import Target
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
 JSON = dict[str, Any]
+
+DIALECTS: dict[str, Dialect] = {
+    OPENAI: openai.DIALECT,
+    ANTHROPIC: anthropic.DIALECT,
+}
+"""Client dialects by name; the server maps each inbound endpoint to one of these."""
+
+
+def dialect_for(name: str) -> Dialect:
+    return DIALECTS[name]
 
 
 def upstream_body(dialect: str, body: JSON, raw: bytes, target: Target) -> tuple[bytes, list[str]]:
@@ -28,53 +43,72 @@ def upstream_body(dialect: str, body: JSON, raw: bytes, target: Target) -> tuple
     Pass-through sends the client's own bytes when nothing changes (no re-serialising).
     """
     wire = target.vendor.wire
-    upstream = target.upstream_model
     if dialect == wire:
-        changed = dict(body) if body.get("model") != upstream else None
-        if changed is not None:
-            changed["model"] = upstream
-        if wire == OPENAI and body.get("stream") and not wants_usage(body):
-            changed = changed if changed is not None else dict(body)
-            changed["stream_options"] = {
-                **(body.get("stream_options") or {}),
-                "include_usage": True,
-            }
-        return (raw if changed is None else orjson.dumps(changed)), []
-    if dialect == OPENAI and wire == ANTHROPIC:
-        drop = target.model.drop_unsupported_params or target.provider.drop_unsupported_params
-        out, dropped = anthropic_request.openai_to_anthropic(
-            body,
-            upstream_model=upstream,
-            default_max_tokens=target.model.max_tokens,
-            drop_unsupported=drop,
-        )
-        return orjson.dumps(out), dropped
-    if dialect == ANTHROPIC and wire == OPENAI:
-        out = anthropic_request.anthropic_to_openai(body, upstream_model=upstream)
-        return orjson.dumps(out), []
-    raise ValueError(f"no translation from {dialect} to {wire}")
+        return _passthrough(body, raw, wire, target.upstream_model), []
+    unified = DIALECTS[dialect].request_to_unified(body)
+    out, dropped = target.vendor.request_from_unified(unified, target)
+    return orjson.dumps(out), dropped
 
 
-def client_response(dialect: str, wire: str, response: JSON, created: int) -> JSON:
+def _passthrough(body: JSON, raw: bytes, wire: str, upstream: str) -> bytes:
+    changed = dict(body) if body.get("model") != upstream else None
+    if changed is not None:
+        changed["model"] = upstream
+    if wire == OPENAI and body.get("stream") and not wants_usage(body):
+        changed = changed if changed is not None else dict(body)
+        changed["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return raw if changed is None else orjson.dumps(changed)
+
+
+def client_response(dialect: str, vendor: Vendor, response: JSON, created: int) -> JSON:
     """An upstream response in the client's dialect."""
-    if dialect == wire:
+    if dialect == vendor.wire:
         return response
-    if dialect == OPENAI and wire == ANTHROPIC:
-        return anthropic_response.anthropic_to_openai_response(response, created=created)
-    if dialect == ANTHROPIC and wire == OPENAI:
-        return anthropic_response.openai_to_anthropic_response(response)
-    raise ValueError(f"no translation from {wire} to {dialect}")
+    unified = vendor.response_to_unified(response, created)
+    return DIALECTS[dialect].response_from_unified(unified)
 
 
-def stream_translator(dialect: str, wire: str, created: int, model: str) -> StreamTranslator | None:
-    """A stateful event translator, or None for a pass-through stream."""
-    if dialect == wire:
+def stream_translator(
+    dialect: str, vendor: Vendor, created: int, model: str
+) -> StreamTranslator | None:
+    """A stateful event translator (wire -> unified -> dialect), or None for a pass-through."""
+    if dialect == vendor.wire:
         return None
-    if dialect == OPENAI and wire == ANTHROPIC:
-        return anthropic_stream.AnthropicToOpenAIStream(created=created)
-    if dialect == ANTHROPIC and wire == OPENAI:
-        return anthropic_stream.OpenAIToAnthropicStream(model=model)
-    raise ValueError(f"no stream translation from {wire} to {dialect}")
+    inbound = vendor.stream_to_unified(created)
+    outbound = DIALECTS[dialect].stream_from_unified(model)
+    if inbound is None:
+        return outbound
+    if outbound is None:
+        return inbound
+    return ChainedStream(inbound, outbound)
+
+
+class ChainedStream:
+    """Two translators in series: the wire's events become unified chunks, which become the
+    dialect's events. ``done`` once the upstream's terminal event was seen (or an error)."""
+
+    def __init__(self, first: StreamTranslator, second: StreamTranslator) -> None:
+        self._first, self._second = first, second
+
+    @property
+    def done(self) -> bool:
+        return self._first.done or self._second.done
+
+    @property
+    def complete_at_eof(self) -> bool:
+        return bool(getattr(self._first, "complete_at_eof", False))
+
+    def feed(self, name: str | None, payload: JSON) -> list[tuple[str | None, JSON]]:
+        out: list[tuple[str | None, JSON]] = []
+        for unified_name, chunk in self._first.feed(name, payload):
+            out += self._second.feed(unified_name, chunk)
+        return out
+
+    def finish(self) -> list[tuple[str | None, JSON]]:
+        out: list[tuple[str | None, JSON]] = []
+        for unified_name, chunk in self._first.finish():
+            out += self._second.feed(unified_name, chunk)
+        return out + self._second.finish()
 
 
 def wants_usage(body: JSON) -> bool:

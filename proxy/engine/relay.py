@@ -55,6 +55,8 @@ class StreamRelay:
         tail = b"".join(self._on_event(event) for event in self._parser.close())
         if self.done:
             return tail
+        if getattr(self._translator, "complete_at_eof", False):  # a wire that ends at EOF
+            return tail + self._upstream_finished()
         cut = GatewayError(
             ErrorType.PROVIDER_ERROR, "The upstream ended before the stream was complete."
         )
@@ -86,12 +88,14 @@ class StreamRelay:
             )
         if not isinstance(payload, dict):
             return b""
-        name = event.name or payload.get("type") if self.wire == ANTHROPIC else None
+        name = None if self.wire == OPENAI else event.name or payload.get("type")
         if self._translator is None:
             out = self._emit(name, payload, event.data)
-        else:
-            out = b"".join(self._emit(n, p, None) for n, p in self._translator.feed(name, payload))
-        if self.wire == ANTHROPIC and name == "message_stop":
+            if self.wire == ANTHROPIC and name == "message_stop":
+                return out + self._upstream_finished()
+            return out
+        out = b"".join(self._emit(n, p, None) for n, p in self._translator.feed(name, payload))
+        if self._translator.done and not self.done:  # the upstream's terminal event
             return out + self._upstream_finished()
         return out
 

@@ -1,22 +1,27 @@
 """What a vendor module provides: how to reach it and how its wire format maps to the unified one.
 
-The unified format is OpenAI Chat Completions (the contract's client format). A vendor whose
-wire format is not OpenAI's translates requests, responses and stream events to and from it
-with pure functions; the engine chains them, so adding a vendor is one module (or package)
-plus one line in :mod:`proxy.providers.registry`.
+The unified format is OpenAI Chat Completions. A vendor translates requests from it and
+responses and stream events to it with pure functions; a client dialect (:class:`Dialect`)
+does the opposite. The hub (:mod:`proxy.engine.dialects`) chains a dialect and a vendor, so
+adding a vendor is one module (or package) plus one line in :mod:`proxy.providers.registry`,
+and adding a dialect one module plus one line in the hub's ``DIALECTS``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from proxy.config.snapshot import ProviderConfig
 from proxy.errors import GatewayError
 from proxy.pricing import Usage
 
+if TYPE_CHECKING:
+    from proxy.engine.route import Target
+
 JSON = dict[str, Any]
+Events = list[tuple[str | None, JSON]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,18 +39,46 @@ class StreamTranslator(Protocol):
 
     ``feed`` takes one parsed upstream event (its SSE ``event:`` name, or None, and its JSON
     payload) and returns the events to send on; ``finish`` is called at the upstream's end of
-    stream (``[DONE]`` or ``message_stop``) and returns what is still owed.
+    stream (``[DONE]``, or once ``done``) and returns what is still owed. ``done`` turns true
+    when the upstream's terminal event (or an error) was seen: the relay then ends the client's
+    stream. A wire whose streams end at EOF without a terminal event (Gemini) sets an optional
+    ``complete_at_eof`` once what it saw makes the stream complete; EOF before that is a cut.
     """
 
-    def feed(self, name: str | None, payload: JSON) -> list[tuple[str | None, JSON]]: ...
+    done: bool
 
-    def finish(self) -> list[tuple[str | None, JSON]]: ...
+    def feed(self, name: str | None, payload: JSON) -> Events: ...
+
+    def finish(self) -> Events: ...
+
+
+class Dialect(Protocol):
+    """A client dialect: an inbound endpoint's format, a spoke of the hub."""
+
+    #: Its name; a vendor whose ``wire`` has the same name gets requests passed through.
+    name: str
+
+    def validate(self, body: Any) -> None:
+        """A cheap hot-path check of an inbound body: ``invalid_request`` naming the field."""
+        ...
+
+    def request_to_unified(self, body: JSON) -> JSON:
+        """An inbound request in the unified format (the client's ``model`` is kept)."""
+        ...
+
+    def response_from_unified(self, response: JSON) -> JSON:
+        """A unified ``chat.completion`` in this dialect."""
+        ...
+
+    def stream_from_unified(self, model: str) -> StreamTranslator | None:
+        """A translator of unified chunks into this dialect's events (None: they are the same)."""
+        ...
 
 
 class Vendor(Protocol):
     """A vendor endpoint type (``type:`` in the config's providers)."""
 
-    #: The dialect this vendor's API speaks: "openai" or "anthropic".
+    #: The format this vendor's API speaks; equal to a dialect's name means pass-through.
     wire: str
 
     def chat_request(self, provider: ProviderConfig, body: bytes, stream: bool) -> UpstreamRequest:
@@ -64,6 +97,19 @@ class Vendor(Protocol):
 
     def usage(self, response: JSON) -> Usage:
         """Token usage of a non-streaming response in this vendor's format."""
+        ...
+
+    def request_from_unified(self, unified: JSON, target: Target) -> tuple[JSON, list[str]]:
+        """A unified request as this vendor's request body for ``target`` (its upstream model,
+        the model's defaults), plus the parameters dropped under ``drop_unsupported_params``."""
+        ...
+
+    def response_to_unified(self, response: JSON, created: int) -> JSON:
+        """This vendor's non-streaming response as a unified ``chat.completion``."""
+        ...
+
+    def stream_to_unified(self, created: int) -> StreamTranslator | None:
+        """A translator of this vendor's stream events into unified chunks (None: identity)."""
         ...
 
 

@@ -1,19 +1,23 @@
 """OpenAI Chat Completions: the unified format itself, so no translation, only transport,
-a cheap inbound check and the error mapping (MAPPING.md §1 and §6)."""
+a cheap inbound check and the error mapping (MAPPING.md §1 and §6). Both spokes of the hub
+for it are identities: the vendor's wire and the ``/v1/chat/completions`` client dialect."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from proxy.config.snapshot import ProviderConfig
 from proxy.errors import ErrorType, GatewayError, invalid_request
 from proxy.pricing import Usage
-from proxy.providers.base import UpstreamRequest, upstream_url
+from proxy.providers.base import StreamTranslator, UpstreamRequest, upstream_url
+
+if TYPE_CHECKING:
+    from proxy.engine.route import Target
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _NUMERIC = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
@@ -40,6 +44,42 @@ class OpenAIVendor:
 
     def usage(self, response: dict[str, Any]) -> Usage:
         return Usage.from_openai(response.get("usage"))
+
+    def request_from_unified(
+        self, unified: dict[str, Any], target: Target
+    ) -> tuple[dict[str, Any], list[str]]:
+        """The unified request itself, for the upstream model; a stream asks for usage."""
+        out = dict(unified)
+        out["model"] = target.upstream_model
+        if out.get("stream"):
+            options = out.get("stream_options")
+            out["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                     "include_usage": True}  # fmt: skip
+        return out, []
+
+    def response_to_unified(self, response: dict[str, Any], created: int) -> dict[str, Any]:
+        return response
+
+    def stream_to_unified(self, created: int) -> StreamTranslator | None:
+        return None
+
+
+class OpenAIDialect:
+    """``/v1/chat/completions``: the unified format, so every translation is the identity."""
+
+    name = "openai"
+
+    def validate(self, body: Any) -> None:
+        validate_chat_request(body)
+
+    def request_to_unified(self, body: dict[str, Any]) -> dict[str, Any]:
+        return body
+
+    def response_from_unified(self, response: dict[str, Any]) -> dict[str, Any]:
+        return response
+
+    def stream_from_unified(self, model: str) -> StreamTranslator | None:
+        return None
 
 
 def _headers(provider: ProviderConfig) -> Mapping[str, str]:
@@ -187,3 +227,4 @@ def _check_message(message: Any, index: int) -> None:
 
 
 VENDOR = OpenAIVendor()
+DIALECT = OpenAIDialect()

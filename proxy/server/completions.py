@@ -13,14 +13,19 @@ from aiohttp import web
 
 from proxy.engine import attempts, upstream
 from proxy.engine.attempts import Call, CallFailed
-from proxy.engine.dialects import ANTHROPIC, OPENAI, client_response, stream_translator, wants_usage
+from proxy.engine.dialects import (
+    ANTHROPIC,
+    DIALECTS,
+    OPENAI,
+    client_response,
+    stream_translator,
+    wants_usage,
+)
 from proxy.engine.relay import StreamRelay
 from proxy.engine.route import Target
 from proxy.engine.state import GatewayState, RequestRecord
 from proxy.errors import ErrorType, GatewayError, invalid_request, model_not_found, too_large
 from proxy.pricing import Usage, cost, format_usd, usd_number
-from proxy.providers.anthropic.request import validate_messages_request
-from proxy.providers.openai import validate_chat_request
 from proxy.server.gate import new_request_id
 from proxy.server.keys import STATE
 
@@ -105,10 +110,7 @@ def _parse(raw: bytes, dialect: str) -> dict[str, Any]:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise invalid_request(f"The request body is not valid JSON: {exc.msg}.") from None
-    if dialect == OPENAI:
-        validate_chat_request(body)
-    else:
-        validate_messages_request(body)
+    DIALECTS[dialect].validate(body)
     return body
 
 
@@ -139,7 +141,7 @@ async def _complete(
     reply, target = await attempts.run(call, state.breakers, once)
     usage = target.vendor.usage(reply.payload)
     amount = cost(target.model.price, usage)
-    payload = client_response(call.dialect, target.vendor.wire, reply.payload, int(time.time()))
+    payload = client_response(call.dialect, target.vendor, reply.payload, int(time.time()))
     if not isinstance(payload.get("usage"), dict):
         payload["usage"] = _usage_body(call.dialect, usage)  # an upstream that sent none
     payload["usage"]["cost"] = usd_number(amount)
@@ -170,7 +172,9 @@ async def _stream(
             dialect=call.dialect,
             wire=wire,
             include_usage=include_usage,
-            translator=stream_translator(call.dialect, wire, created, target.upstream_model),
+            translator=stream_translator(
+                call.dialect, target.vendor, created, target.upstream_model
+            ),
             price=target.model.price,
         )
         first_byte_ms = target.model.timeouts.first_byte_ms

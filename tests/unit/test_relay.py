@@ -7,6 +7,7 @@ import orjson
 from proxy.engine.dialects import ANTHROPIC, OPENAI, stream_translator
 from proxy.engine.relay import StreamRelay
 from proxy.pricing import Price, Usage, cost, usd_number
+from proxy.providers.registry import vendor_for
 from proxy.sse import iter_events
 from tests.kit import assert_valid, sample_bytes
 
@@ -15,7 +16,7 @@ PRICE = Price(Decimal("0.0025"), Decimal("0.01"))
 
 def relay_for(dialect: str, wire: str, include_usage: bool = True) -> StreamRelay:
     """A relay as the server builds one: translating when the dialects differ."""
-    translator = None if dialect == wire else stream_translator(dialect, wire, 1, "model")
+    translator = stream_translator(dialect, vendor_for(wire), 1, "model")
     return StreamRelay(
         dialect=dialect, wire=wire, translator=translator, include_usage=include_usage, price=PRICE
     )
