@@ -191,6 +191,7 @@ class AccessLog:
 def access_fields(record: RequestRecord, content: bool = False) -> dict[str, Any]:
     """The access-log fields of one request (JSON-ready; ``None`` where nothing applies)."""
     usage = record.usage or _NO_USAGE
+    unknown = record.usage_missing  # the upstream answered without usage: counts unknown
     fields: dict[str, Any] = {
         "request_id": record.request_id,
         "dialect": record.dialect,
@@ -201,9 +202,9 @@ def access_fields(record: RequestRecord, content: bool = False) -> dict[str, Any
         "status": record.status,
         "error_type": record.error_type,
         "attempts": record.attempts,
-        "input_tokens": usage.prompt_tokens,
-        "output_tokens": usage.completion_tokens,
-        "cached_tokens": usage.cached_tokens,
+        "input_tokens": None if unknown else usage.prompt_tokens,
+        "output_tokens": None if unknown else usage.completion_tokens,
+        "cached_tokens": None if unknown else usage.cached_tokens,
         "cost_usd": None if record.cost is None else usd_number(record.cost),
         "latency_ms": _ms(record.latency_s),
         "upstream_ms": _ms(record.upstream_s),
@@ -214,6 +215,8 @@ def access_fields(record: RequestRecord, content: bool = False) -> dict[str, Any
         "stream": record.stream,
         "client_disconnected": record.client_disconnected,
     }
+    if unknown:
+        fields["usage_missing"] = True
     if record.dropped_params:
         fields["dropped_params"] = list(record.dropped_params)
     if content:
@@ -233,7 +236,7 @@ def text_line(fields: dict[str, Any]) -> str:
         str(fields["status"]),
         fields["error_type"] or "-",
         f"attempts={fields['attempts']}",
-        f"tokens={fields['input_tokens']}/{fields['output_tokens']}/{fields['cached_tokens']}",
+        "tokens=" + "/".join(_or_dash(fields[k]) for k in _TOKENS),
         f"cost_usd={'-' if cost is None else format_usd(Decimal(repr(cost)))}",
         f"latency_ms={fields['latency_ms']}",
         f"first_token_ms={fields['first_token_ms'] if fields['stream'] else '-'}",
@@ -243,10 +246,19 @@ def text_line(fields: dict[str, Any]) -> str:
     ]
     if fields["client_disconnected"]:
         parts.append("client_disconnected")
+    if fields.get("usage_missing"):
+        parts.append("usage_missing")
     for key in ("request", "response"):
         if fields.get(key) is not None:
             parts.append(f"{key}={orjson.dumps(fields[key]).decode()}")
     return " ".join(parts)
+
+
+_TOKENS = ("input_tokens", "output_tokens", "cached_tokens")
+
+
+def _or_dash(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 def _ms(seconds: float) -> float:

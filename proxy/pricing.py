@@ -55,6 +55,21 @@ class Usage:
         )
 
     @classmethod
+    def read_openai(cls, usage: Any) -> Usage | None:
+        """An OpenAI ``usage`` object's counts, or None when it reports none (absent, null,
+        empty, token counts null): unknown, which is not the same as free."""
+        if not isinstance(usage, Mapping) or not _reports(usage, _OPENAI_COUNTS):
+            return None
+        return cls.from_openai(usage)
+
+    @classmethod
+    def read_anthropic(cls, usage: Any) -> Usage | None:
+        """An Anthropic ``usage`` object's counts, or None when it reports none."""
+        if not isinstance(usage, Mapping) or not _reports(usage, _ANTHROPIC_COUNTS):
+            return None
+        return cls.from_anthropic(usage)
+
+    @classmethod
     def from_anthropic(cls, usage: Mapping[str, Any] | None) -> Usage:
         """Read an Anthropic ``usage`` object, whose ``input_tokens`` excludes cached tokens."""
         if not usage:
@@ -67,6 +82,27 @@ class Usage:
             cached_tokens=read,
             cache_write_tokens=write,
         )
+
+
+_OPENAI_COUNTS = ("prompt_tokens", "completion_tokens")
+_ANTHROPIC_COUNTS = ("input_tokens", "output_tokens")
+# What a client gets when the upstream reported no usage: every count unknown, never zero.
+UNKNOWN_OPENAI_USAGE: Mapping[str, None] = {
+    "prompt_tokens": None,
+    "completion_tokens": None,
+    "total_tokens": None,
+}
+UNKNOWN_ANTHROPIC_USAGE: Mapping[str, None] = {"input_tokens": None, "output_tokens": None}
+
+
+def unknown_usage(dialect: str) -> dict[str, Any]:
+    """A fresh usage object with every count unknown, for a client of ``dialect``
+    (``"openai"`` or ``"anthropic"``)."""
+    return dict(UNKNOWN_ANTHROPIC_USAGE if dialect == "anthropic" else UNKNOWN_OPENAI_USAGE)
+
+
+def _reports(usage: Mapping[str, Any], counts: tuple[str, ...]) -> bool:
+    return any(usage.get(key) is not None for key in counts)
 
 
 def cost(price: Price, usage: Usage) -> Decimal:

@@ -14,7 +14,7 @@ import orjson
 
 from proxy.engine.dialects import ANTHROPIC, OPENAI
 from proxy.errors import ErrorType, GatewayError
-from proxy.pricing import Price, Usage, cost, usd_number
+from proxy.pricing import Price, Usage, cost, unknown_usage, usd_number
 from proxy.providers.base import StreamTranslator
 from proxy.sse import DONE, Event, SSEParser, encode_data, encode_named
 
@@ -39,8 +39,10 @@ class StreamRelay:
         self._price = price
         self._parser = SSEParser()
         self._start_usage: JSON = {}
-        self.usage: Usage | None = None
+        self.usage: Usage | None = None  # None: not (yet) reported by the upstream
         self.cost: Decimal | None = None
+        self._usage_seen = False  # a usage-carrying event went by (known or not)
+        self._last: JSON | bytes | None = None  # the last OpenAI chunk out (id, model)
         self.done = False
         self.error: str | None = None
         self.events_out = 0
@@ -77,6 +79,7 @@ class StreamRelay:
             return self._upstream_finished()
         if self._translator is None and _untouched(self.wire, event):
             self.events_out += 1
+            self._last = event.data
             return encode_data(event.data) if self.wire == OPENAI else _named(event)
         try:
             payload = orjson.loads(event.data)
@@ -105,9 +108,39 @@ class StreamRelay:
             out = b"".join(self._emit(n, p, None) for n, p in self._translator.finish())
         self.done = True
         if self.dialect == OPENAI:
+            if not self._usage_seen and self._include_usage and self.error is None:
+                out += self._unknown_usage_chunk()
             self.events_out += 1
             return out + DONE
         return out
+
+    @property
+    def usage_missing(self) -> bool:
+        """The stream ended normally, but the upstream never reported its usage."""
+        return self.done and self.error is None and self.usage is None
+
+    def _unknown_usage_chunk(self) -> bytes:
+        """The usage chunk the client asked for, when the upstream sent none: counts and cost
+        null (unknown), never zero."""
+        last = self._last
+        if isinstance(last, bytes):
+            try:
+                last = orjson.loads(last)
+            except orjson.JSONDecodeError:
+                last = None
+        base = last if isinstance(last, dict) else {}
+        usage = unknown_usage(OPENAI)
+        self._stamp(None, usage)
+        chunk = {
+            "id": base.get("id", ""),
+            "object": "chat.completion.chunk",
+            "created": base.get("created", 0),
+            "model": base.get("model", ""),
+            "choices": [],
+            "usage": usage,
+        }
+        self.events_out += 1
+        return encode_data(chunk)
 
     def _emit(self, name: str | None, payload: JSON, raw: bytes | None) -> bytes:
         """Stamp usage/cost where the dialect carries them, then encode (raw when unchanged)."""
@@ -115,7 +148,7 @@ class StreamRelay:
             self.error = _error_type(payload)
             self.done = True  # an error event ends the stream in both dialects
         elif self.dialect == OPENAI and payload.get("usage"):
-            self._stamp(Usage.from_openai(payload["usage"]), payload["usage"])
+            self._stamp(Usage.read_openai(payload["usage"]), payload["usage"])
             if not self._include_usage:
                 if not payload.get("choices"):
                     return b""
@@ -124,19 +157,26 @@ class StreamRelay:
         elif self.dialect == ANTHROPIC and name == "message_start":
             self._start_usage = dict((payload.get("message") or {}).get("usage") or {})
         elif self.dialect == ANTHROPIC and name == "message_delta":
-            usage = payload.setdefault("usage", {})
-            merged = {**self._start_usage, **{k: v for k, v in usage.items() if v is not None}}
-            self._stamp(Usage.from_anthropic(merged), usage)
+            usage = payload.get("usage")
+            if Usage.read_anthropic(usage) is None:  # reported no counts: unknown
+                payload["usage"] = unknown_usage(ANTHROPIC)
+                self._stamp(None, payload["usage"])
+            else:
+                merged = {**self._start_usage, **{k: v for k, v in usage.items() if v is not None}}
+                self._stamp(Usage.from_anthropic(merged), usage)
             raw = None
         self.events_out += 1
         if self.dialect == OPENAI:
+            self._last = payload
             return encode_data(raw if raw is not None else payload)
         return encode_named(name or str(payload.get("type")), raw if raw is not None else payload)
 
-    def _stamp(self, usage: Usage, target: JSON) -> None:
+    def _stamp(self, usage: Usage | None, target: JSON) -> None:
+        """Record the usage (None: the upstream reported none) and put the cost in ``target``."""
+        self._usage_seen = True
         self.usage = usage
-        self.cost = cost(self._price, usage)
-        target["cost"] = usd_number(self.cost)
+        self.cost = None if usage is None else cost(self._price, usage)
+        target["cost"] = None if self.cost is None else usd_number(self.cost)
 
 
 def _error_type(payload: JSON) -> str:

@@ -33,8 +33,9 @@ class RequestRecord:
     provider: str | None = None
     error_type: str | None = None
     attempts: int = 0
-    usage: Usage | None = None
-    cost: Decimal | None = None
+    usage: Usage | None = None  # None: no answer, or an answer that reported no usage
+    cost: Decimal | None = None  # None: unknown (never a made-up zero)
+    usage_missing: bool = False  # the upstream answered but reported no usage
     latency_s: float = 0.0
     upstream_s: float = 0.0
     overhead_s: float = 0.0

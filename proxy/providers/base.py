@@ -95,8 +95,9 @@ class Vendor(Protocol):
         """Map an upstream error response onto the contract's taxonomy."""
         ...
 
-    def usage(self, response: JSON) -> Usage:
-        """Token usage of a non-streaming response in this vendor's format."""
+    def usage(self, response: JSON) -> Usage | None:
+        """Token usage of a non-streaming response in this vendor's format; None when the
+        response reports none (its cost is then unknown, never zero)."""
         ...
 
     def request_from_unified(self, unified: JSON, target: Target) -> tuple[JSON, list[str]]:

@@ -42,8 +42,8 @@ class OpenAIVendor:
     ) -> GatewayError:
         return error_from_openai(status, body, headers)
 
-    def usage(self, response: dict[str, Any]) -> Usage:
-        return Usage.from_openai(response.get("usage"))
+    def usage(self, response: dict[str, Any]) -> Usage | None:
+        return Usage.read_openai(response.get("usage"))
 
     def request_from_unified(
         self, unified: dict[str, Any], target: Target

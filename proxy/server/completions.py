@@ -25,7 +25,7 @@ from proxy.engine.relay import StreamRelay
 from proxy.engine.route import Target
 from proxy.engine.state import GatewayState, RequestRecord
 from proxy.errors import ErrorType, GatewayError, invalid_request, model_not_found, too_large
-from proxy.pricing import Usage, cost, format_usd, usd_number
+from proxy.pricing import Usage, cost, format_usd, unknown_usage, usd_number
 from proxy.server.gate import new_request_id
 from proxy.server.keys import STATE
 
@@ -139,24 +139,26 @@ async def _complete(
         return await upstream.complete(state.pools, target, body, call.request_id, remaining)
 
     reply, target = await attempts.run(call, state.breakers, once)
-    usage = target.vendor.usage(reply.payload)
-    amount = cost(target.model.price, usage)
+    usage = target.vendor.usage(reply.payload)  # None: the upstream reported none
+    amount = None if usage is None else cost(target.model.price, usage)
     payload = client_response(call.dialect, target.vendor, reply.payload, int(time.time()))
-    if not isinstance(payload.get("usage"), dict):
-        payload["usage"] = _usage_body(call.dialect, usage)  # an upstream that sent none
-    payload["usage"]["cost"] = usd_number(amount)
+    if usage is None or not isinstance(payload.get("usage"), dict):
+        payload["usage"] = unknown_usage(call.dialect)  # unknown, never a made-up zero
+    payload["usage"]["cost"] = None if amount is None else usd_number(amount)
     data = orjson.dumps(payload)
     _finish_record(record, target, 200, usage, amount, len(data))
+    record.usage_missing = usage is None
     if call.snapshot.server.logging.log_content:
         record.response_body = data
     headers = _headers(call, target, record, started)
-    headers.update(
-        {
-            "x-llm-input-tokens": str(usage.prompt_tokens),
-            "x-llm-output-tokens": str(usage.completion_tokens),
-            "x-llm-cost-usd": format_usd(amount),
-        }
-    )
+    if usage is not None and amount is not None:
+        headers.update(
+            {
+                "x-llm-input-tokens": str(usage.prompt_tokens),
+                "x-llm-output-tokens": str(usage.completion_tokens),
+                "x-llm-cost-usd": format_usd(amount),
+            }
+        )
     return web.Response(body=data, status=200, headers=headers, content_type=_JSON)
 
 
@@ -207,7 +209,7 @@ async def _stream(
         relay = opened.relay
         opened.close()
         _finish_record(record, target, 200, relay.usage, relay.cost, record.bytes_out)
-        record.error_type = relay.error
+        record.error_type, record.usage_missing = relay.error, relay.usage_missing
 
 
 STREAM_DRAIN_S = 0.1
@@ -244,16 +246,6 @@ async def _relay_rest(
         )
         record.bytes_out += len(out)
         await response.write(out)
-
-
-def _usage_body(dialect: str, usage: Usage) -> dict[str, Any]:
-    if dialect == OPENAI:
-        return {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.total_tokens,
-        }
-    return {"input_tokens": usage.uncached_input_tokens, "output_tokens": usage.completion_tokens}
 
 
 def _broken_stream(exc: BaseException) -> GatewayError:

@@ -93,12 +93,13 @@ class _Target:
         "output_tokens",
         "retries",
         "upstream",
+        "usage_missing",
     )
 
     def __init__(self) -> None:
         self.attempts = self.retries = self.disconnects = 0.0
         self.input_tokens = self.output_tokens = 0.0
-        self.cached_tokens = self.cache_write_tokens = 0.0
+        self.cached_tokens = self.cache_write_tokens = self.usage_missing = 0.0
         self.upstream = _Histogram(LATENCY_BOUNDS)
         self.first_token = _Histogram(FIRST_TOKEN_BOUNDS)
         self.created = time.time()
@@ -123,6 +124,7 @@ _COUNTERS = (
     ("output_tokens", "Output tokens.", "output_tokens"),
     ("cached_tokens", "Input tokens read from the prompt cache.", "cached_tokens"),
     ("cache_write_tokens", "Input tokens written to the prompt cache.", "cache_write_tokens"),
+    ("usage_missing", "Answers whose upstream reported no usage (cost unknown).", "usage_missing"),
 )
 _LATENCY = (
     "request_duration_seconds",
@@ -220,6 +222,8 @@ class Metrics:
                 target.cached_tokens += usage.cached_tokens
             if usage.cache_write_tokens:
                 target.cache_write_tokens += usage.cache_write_tokens
+        elif record.usage_missing:
+            target.usage_missing += 1
         if record.cost:
             key = (record.model or "", record.provider or "")
             self._cost[key] = self._cost.get(key, ZERO) + record.cost

@@ -35,6 +35,7 @@ from proxy.sim.faults import (
     kit_dir,
     pause,
     reset,
+    without_usage,
 )
 
 SCHEMAS = {
@@ -274,6 +275,8 @@ class Sim:
             reply = self._answer(request, vendor, data, seq, fault)
             if kind == "stream_error" and reply.events is None:
                 reply = error_reply(vendor.NAME, vendor.STREAM_ERROR_STATUS)
+            elif kind == "no_usage" and reply.status == 200:
+                reply = without_usage(reply)
         return await deliver(request, reply, fault, delay_ms / 1000, closing)
 
     async def handle(self, request: web.Request, vendor: ModuleType) -> web.StreamResponse:

@@ -16,7 +16,7 @@ import struct
 import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ KINDS = frozenset(
         "invalid_json",  # 200 with the JSON body cut in half
         "wrong_content_type",  # a text/html page (status 200 unless given)
         "hang",  # never answer; returns once the client goes away
+        "no_usage",  # answer normally, but report no usage (a lenient OpenAI-compatible server)
     }
 )
 COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/messages"})
@@ -138,6 +139,28 @@ class Reply:
     events: Sequence[bytes] | None = None
     error_event: bytes = b""
     """The vendor's in-stream error, sent by a ``stream_error`` fault."""
+
+
+def without_usage(reply: Reply) -> Reply:
+    """``reply`` as a server that reports no usage sends it: no ``usage`` in a body, no
+    OpenAI usage chunk in a stream, no ``usage`` in Anthropic's ``message_delta``."""
+    if reply.events is None:
+        body = orjson.loads(reply.body)
+        body.pop("usage", None)
+        return replace(reply, body=orjson.dumps(body))
+    events = []
+    for event in reply.events:
+        name, _, data = event.rpartition(b"data: ")
+        if not data.startswith(b"{"):
+            events.append(event)  # [DONE]
+            continue
+        payload = orjson.loads(data)
+        if payload.get("type") == "message_delta":
+            payload.pop("usage", None)
+        elif "choices" in payload and not payload["choices"] and payload.get("usage"):
+            continue  # OpenAI's usage chunk
+        events.append(name + b"data: " + orjson.dumps(payload) + b"\n\n")
+    return replace(reply, events=events)
 
 
 # --- the vendor kit's error samples -----------------------------------------------------------

@@ -277,12 +277,30 @@ def test_openai_stream_error_becomes_an_anthropic_error_event() -> None:
     )
 
 
-def test_done_without_usage_still_closes_the_message() -> None:
+def test_done_without_usage_closes_the_message_with_unknown_usage() -> None:
     events = [e for e in recorded("openai/chat.stream.text.sse") if e[1]["choices"]]
-    out, translator = to_anthropic(events)  # run() calls finish(), as at [DONE]
+    translator = OpenAIToAnthropicStream(model="gpt-4o")
+    out = run(translator, events)  # run() calls finish(), as at [DONE]
     assert translator.done
     assert [n for n, _ in out[-3:]] == ["content_block_stop", "message_delta", "message_stop"]
-    assert out[-2][1]["usage"]["output_tokens"] == 0
+    delta = out[-2][1]
+    assert delta["usage"] == {"input_tokens": None, "output_tokens": None}  # unknown, not 0
+    for _, payload in [*out[:-2], (None, {**delta, "usage": {"output_tokens": 0}}), out[-1]]:
+        EVENT.validate(payload)  # all else is Anthropic's shape
+
+
+def test_message_delta_without_usage_gives_an_unknown_usage_chunk() -> None:
+    events = recorded("anthropic/messages.stream.tool_use.sse")
+    events = [(n, {k: v for k, v in p.items() if k != "usage"}) for n, p in events]
+    translator = AnthropicToOpenAIStream(created=CREATED)
+    chunks = [payload for _, payload in run(translator, events)]
+    assert translator.done
+    assert chunks[-1]["choices"] == []  # message_start's partial counts are not the usage
+    assert chunks[-1]["usage"] == {
+        "prompt_tokens": None,
+        "completion_tokens": None,
+        "total_tokens": None,
+    }
 
 
 def test_text_block_closes_before_a_tool_block() -> None:

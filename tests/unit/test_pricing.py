@@ -1,6 +1,8 @@
 from decimal import Decimal
 
-from proxy.pricing import Price, Usage, cheapest, cost, format_usd, usd_number
+import pytest
+
+from proxy.pricing import Price, Usage, cheapest, cost, format_usd, unknown_usage, usd_number
 from tests.kit import sample
 
 GPT4 = Price(Decimal("0.03"), Decimal("0.06"))
@@ -47,6 +49,23 @@ def test_zero_and_missing_usage():
     assert format_usd(cost(GPT4, Usage())) == "0"
     assert Usage.from_openai(None) == Usage()
     assert Usage.from_anthropic({}) == Usage()
+
+
+@pytest.mark.parametrize(
+    "usage", [None, {}, "n/a", {"prompt_tokens": None, "completion_tokens": None}]
+)
+def test_usage_not_reported_is_unknown_not_zero(usage):
+    assert Usage.read_openai(usage) is None
+    assert Usage.read_anthropic(usage) is None
+
+
+def test_reported_usage_is_read():
+    assert Usage.read_openai({"prompt_tokens": 0, "completion_tokens": 0}) == Usage()
+    assert Usage.read_anthropic({"output_tokens": 3}) == Usage(completion_tokens=3)
+    assert unknown_usage("openai") == dict.fromkeys(
+        ("prompt_tokens", "completion_tokens", "total_tokens")
+    )
+    assert unknown_usage("anthropic") == {"input_tokens": None, "output_tokens": None}
 
 
 def test_cheapest():

@@ -132,6 +132,23 @@ def test_fault_invalid_json_wrong_content_type_and_ok_pacing(
     assert paced.elapsed_s >= 4 * 0.04
 
 
+def test_fault_no_usage_answers_without_any_usage(sim: Sim, server: BackgroundServer) -> None:
+    sim.faults.push(*[Fault("no_usage")] * 4)
+    body = raw(server, "/v1/chat/completions", oa_body(), oa_headers()).json()
+    assert body["choices"][0]["message"]["content"] and "usage" not in body
+    assert "usage" not in raw(server, "/v1/messages", an_body(), an_headers()).json()
+    options = {"stream_options": {"include_usage": True}}
+    streamed = raw(server, "/v1/chat/completions", oa_body(stream=True, **options), oa_headers())
+    chunks = [orjson.loads(e.data) for e in iter_events(streamed.body) if e.data != b"[DONE]"]
+    assert chunks[-1]["choices"] and not any(c.get("usage") for c in chunks)
+    events = [
+        orjson.loads(e.data)
+        for e in iter_events(raw(server, "/v1/messages", an_body(stream=True), an_headers()).body)
+    ]
+    delta = next(e for e in events if e["type"] == "message_delta")
+    assert "usage" not in delta and events[-1]["type"] == "message_stop"
+
+
 def test_fault_hang_until_client_leaves(sim: Sim, server: BackgroundServer) -> None:
     sim.faults.push(Fault("hang"))
     result = raw(server, "/v1/chat/completions", oa_body(), oa_headers(), timeout=0.3)

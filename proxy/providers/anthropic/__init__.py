@@ -55,8 +55,8 @@ class AnthropicVendor:
     ) -> GatewayError:
         return error_from_anthropic(status, body, headers)
 
-    def usage(self, response: dict[str, Any]) -> Usage:
-        return Usage.from_anthropic(response.get("usage"))
+    def usage(self, response: dict[str, Any]) -> Usage | None:
+        return Usage.read_anthropic(response.get("usage"))
 
     def request_from_unified(self, unified: JSON, target: Target) -> tuple[JSON, list[str]]:
         model, provider = target.model, target.provider

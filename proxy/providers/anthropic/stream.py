@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.pricing import Usage, unknown_usage
 from proxy.providers.anthropic.errors import error_event_to_gateway, openai_stream_error_to_gateway
 from proxy.providers.anthropic.response import anthropic_usage, finish_reason, openai_usage
 from proxy.providers.anthropic.response import stop_reason as to_stop_reason
@@ -92,7 +93,10 @@ class AnthropicToOpenAIStream:
         usage = payload.get("usage") or {}
         self._usage.update({key: value for key, value in usage.items() if value is not None})
         reason = finish_reason((payload.get("delta") or {}).get("stop_reason"))
-        usage_chunk = {**self._base(), "choices": [], "usage": openai_usage(self._usage)}
+        # No counts in the delta: the usage is unknown, never message_start's partial counts.
+        known = Usage.read_anthropic(usage) is not None
+        counts = openai_usage(self._usage) if known else unknown_usage("openai")
+        usage_chunk = {**self._base(), "choices": [], "usage": counts}
         return [self._chunk({}, reason), (None, usage_chunk)]
 
     def _base(self) -> JSON:
@@ -229,6 +233,8 @@ class OpenAIToAnthropicStream:
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": reason, "stop_sequence": None},
-            "usage": anthropic_usage(self._usage),
+            "usage": (
+                unknown_usage("anthropic") if self._usage is None else anthropic_usage(self._usage)
+            ),
         }
         return [("message_delta", delta), ("message_stop", {"type": "message_stop"})]
