@@ -233,8 +233,10 @@ class OpenAIToAnthropicStream:
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": reason, "stop_sequence": None},
-            "usage": (
-                unknown_usage("anthropic") if self._usage is None else anthropic_usage(self._usage)
+            "usage": (  # no usage, or one with null counts (unknown upstream of us): unknown
+                unknown_usage("anthropic")
+                if Usage.read_openai(self._usage) is None
+                else anthropic_usage(self._usage)
             ),
         }
         return [("message_delta", delta), ("message_stop", {"type": "message_stop"})]
