@@ -106,8 +106,9 @@ class GatewayError(Exception):
         return {"type": "error", "error": {"type": self.anthropic_type(), "message": self.message}}
 
     def body(self, dialect: str) -> dict[str, Any]:
-        """The error body a client of ``dialect`` ("openai" or "anthropic") expects."""
-        return self.openai_body() if dialect == "openai" else self.anthropic_body()
+        """The error body a client of ``dialect`` expects: Anthropic's shape for "anthropic",
+        OpenAI's for "openai" and "responses" (the Responses API answers errors alike)."""
+        return self.anthropic_body() if dialect == "anthropic" else self.openai_body()
 
     def headers(self) -> dict[str, str]:
         out = {"x-llm-error": str(self.type)}

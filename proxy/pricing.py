@@ -93,11 +93,14 @@ UNKNOWN_OPENAI_USAGE: Mapping[str, None] = {
     "total_tokens": None,
 }
 UNKNOWN_ANTHROPIC_USAGE: Mapping[str, None] = {"input_tokens": None, "output_tokens": None}
+UNKNOWN_RESPONSES_USAGE: Mapping[str, None] = {**UNKNOWN_ANTHROPIC_USAGE, "total_tokens": None}
 
 
 def unknown_usage(dialect: str) -> dict[str, Any]:
     """A fresh usage object with every count unknown, for a client of ``dialect``
-    (``"openai"`` or ``"anthropic"``)."""
+    (``"openai"``, ``"anthropic"`` or ``"responses"``)."""
+    if dialect == "responses":
+        return dict(UNKNOWN_RESPONSES_USAGE)
     return dict(UNKNOWN_ANTHROPIC_USAGE if dialect == "anthropic" else UNKNOWN_OPENAI_USAGE)
 
 

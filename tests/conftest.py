@@ -38,6 +38,7 @@ ANTHROPIC_KEY = "sk-ant-test-upstream-key"
 CLIENT_KEY = "sk-client-own-key-never-upstream"
 ENVIRON = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
 REPO = Path(__file__).resolve().parents[1]
+COMPLETION_PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
 
 # Fast retries for the general suite; resilience tests set their own policy.
 TEST_DEFAULTS: dict[str, Any] = {
@@ -81,7 +82,7 @@ class SimHandle:
         return self.server.url
 
     def completions(self) -> list[Any]:
-        return [r for r in self.sim.received if r.path in ("/v1/chat/completions", "/v1/messages")]
+        return [r for r in self.sim.received if r.path in COMPLETION_PATHS]
 
 
 @dataclass

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from proxy.config.snapshot import RetryPolicy, Snapshot
 from proxy.engine.backoff import asked_wait_s, backoff_s
 from proxy.engine.breaker import Breaker, Breakers, State
-from proxy.engine.dialects import upstream_body
+from proxy.engine.dialects import native_target, upstream_body
 from proxy.engine.route import Target, chain, resolve
 from proxy.errors import ErrorType, GatewayError
 
@@ -86,13 +86,14 @@ async def run(call: Call, breakers: Breakers, once: Once[T]) -> tuple[T, Target]
     fallback: GatewayError | None = None  # circuit open / deadline: only if nothing better
     last_target: Target | None = primary
     for target in chain(call.snapshot, primary):
+        target = native_target(call.dialect, target)  # speaks the dialect as is?
         if time.monotonic() >= call.deadline:
             fallback = fallback or _deadline_error()
             break
         try:
             body, dropped = upstream_body(call.dialect, call.body, call.raw, target)
         except GatewayError as error:
-            if target is primary:
+            if target.model is primary.model:
                 raise CallFailed(error, target) from None
             continue  # this fallback cannot take the request; others may
         call.dropped = tuple(dropped)

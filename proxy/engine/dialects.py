@@ -12,29 +12,47 @@ usage). The OpenAI spokes are identities, so OpenAI <-> any vendor costs one tra
 
 from __future__ import annotations
 
+from dataclasses import replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from proxy.providers import anthropic, openai
-from proxy.providers.base import Dialect, StreamTranslator, Vendor
+from proxy.providers import anthropic, openai, responses
+from proxy.providers.base import Dialect, NativeDialect, StreamTranslator, Vendor
 
 if TYPE_CHECKING:
     from proxy.engine.route import Target
 
 OPENAI = "openai"
 ANTHROPIC = "anthropic"
+RESPONSES = responses.NAME
 JSON = dict[str, Any]
 
 DIALECTS: dict[str, Dialect] = {
     OPENAI: openai.DIALECT,
     ANTHROPIC: anthropic.DIALECT,
+    RESPONSES: responses.DIALECT,
 }
 """Client dialects by name; the server maps each inbound endpoint to one of these."""
 
 
 def dialect_for(name: str) -> Dialect:
     return DIALECTS[name]
+
+
+_NO_NATIVES: MappingProxyType[str, NativeDialect] = MappingProxyType({})
+
+
+def native_target(dialect: str, target: Target) -> Target:
+    """``target`` speaking the client's dialect as is when its vendor declares it among its
+    ``natives`` (OpenAI's Responses API): the rest of the hub then sees dialect == wire and
+    passes the request, its answer and its stream through. One comparison for the rest."""
+    vendor = target.vendor
+    if dialect == vendor.wire:
+        return target
+    native = getattr(vendor, "natives", _NO_NATIVES).get(dialect)
+    return target if native is None else replace(target, vendor=native)
 
 
 def upstream_body(dialect: str, body: JSON, raw: bytes, target: Target) -> tuple[bytes, list[str]]:

@@ -12,10 +12,11 @@ from typing import Any
 
 import orjson
 
-from proxy.engine.dialects import ANTHROPIC, OPENAI
+from proxy.engine.dialects import ANTHROPIC, OPENAI, RESPONSES
 from proxy.errors import ErrorType, GatewayError
 from proxy.pricing import Price, Usage, cost, unknown_usage, usd_number
 from proxy.providers.base import StreamTranslator
+from proxy.providers.responses import FINAL_EVENTS, usage_from_responses
 from proxy.sse import DONE, Event, SSEParser, encode_data, encode_named
 
 JSON = dict[str, Any]
@@ -70,6 +71,8 @@ class StreamRelay:
         self.events_out += 1
         if self.dialect == OPENAI:
             return encode_data(error.openai_body())
+        if self.dialect == RESPONSES:
+            return encode_named("error", _responses_error(error, self.events_out - 1))
         return encode_named("error", error.anthropic_body())
 
     def _on_event(self, event: Event) -> bytes:
@@ -95,6 +98,8 @@ class StreamRelay:
         if self._translator is None:
             out = self._emit(name, payload, event.data)
             if self.wire == ANTHROPIC and name == "message_stop":
+                return out + self._upstream_finished()
+            if self.wire == RESPONSES and name in FINAL_EVENTS:
                 return out + self._upstream_finished()
             return out
         out = b"".join(self._emit(n, p, None) for n, p in self._translator.feed(name, payload))
@@ -144,9 +149,9 @@ class StreamRelay:
 
     def _emit(self, name: str | None, payload: JSON, raw: bytes | None) -> bytes:
         """Stamp usage/cost where the dialect carries them, then encode (raw when unchanged)."""
-        if "error" in payload and (self.dialect == OPENAI or name == "error"):
+        if name == "error" or (self.dialect == OPENAI and "error" in payload):
             self.error = _error_type(payload)
-            self.done = True  # an error event ends the stream in both dialects
+            self.done = True  # an error event ends the stream in every dialect
         elif self.dialect == OPENAI and payload.get("usage"):
             self._stamp(Usage.read_openai(payload["usage"]), payload["usage"])
             if not self._include_usage:
@@ -165,11 +170,28 @@ class StreamRelay:
                 merged = {**self._start_usage, **{k: v for k, v in usage.items() if v is not None}}
                 self._stamp(Usage.from_anthropic(merged), usage)
             raw = None
+        elif self.dialect == RESPONSES and name in FINAL_EVENTS:
+            raw = self._responses_final(payload, raw)
         self.events_out += 1
         if self.dialect == OPENAI:
             self._last = payload
             return encode_data(raw if raw is not None else payload)
         return encode_named(name or str(payload.get("type")), raw if raw is not None else payload)
+
+    def _responses_final(self, payload: JSON, raw: bytes | None) -> bytes | None:
+        """``response.completed`` (or incomplete/failed) carries usage: stamp its cost (null,
+        with null counts, when the upstream reported none)."""
+        response = payload.get("response")
+        if not isinstance(response, dict):
+            return raw
+        if response.get("status") == "failed":
+            self.error = str((response.get("error") or {}).get("code") or "provider_error")
+        usage = response.get("usage")
+        counts = usage_from_responses(usage)
+        if counts is None:  # reported no counts: unknown
+            response["usage"] = usage = unknown_usage(RESPONSES)
+        self._stamp(counts, usage)
+        return None
 
     def _stamp(self, usage: Usage | None, target: JSON) -> None:
         """Record the usage (None: the upstream reported none) and put the cost in ``target``."""
@@ -183,7 +205,20 @@ def _error_type(payload: JSON) -> str:
     error = payload.get("error")
     if isinstance(error, dict):
         return str(error.get("type") or "provider_error")
-    return "provider_error"
+    return str(payload.get("code") or "provider_error")  # a Responses API error event
+
+
+def _responses_error(error: GatewayError, sequence_number: int) -> JSON:
+    """The Responses API's ``error`` event; its ``error`` object makes the SDK raise."""
+    inner = error.openai_body()["error"]
+    return {
+        "type": "error",
+        "sequence_number": sequence_number,
+        "code": inner["code"],
+        "message": error.message,
+        "param": error.param,
+        "error": inner,
+    }
 
 
 # Pass-through events the gateway never changes, recognised without parsing their JSON. A
@@ -193,10 +228,14 @@ _ANTHROPIC_UNTOUCHED = frozenset(
     {"content_block_start", "content_block_delta", "content_block_stop", "ping"}
 )
 
+_RESPONSES_TOUCHED = FINAL_EVENTS | {"error"}
+
 
 def _untouched(wire: str, event: Event) -> bool:
     if wire == ANTHROPIC:
         return event.name in _ANTHROPIC_UNTOUCHED
+    if wire == RESPONSES:  # named events; only the final ones and errors are looked at
+        return event.name is not None and event.name not in _RESPONSES_TOUCHED
     data = event.data
     return (b'"usage":null' in data or b'"usage": null' in data) and b'"error"' not in data
 

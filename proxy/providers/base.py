@@ -9,7 +9,7 @@ and adding a dialect one module plus one line in the hub's ``DIALECTS``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -112,6 +112,50 @@ class Vendor(Protocol):
     def stream_to_unified(self, created: int) -> StreamTranslator | None:
         """A translator of this vendor's stream events into unified chunks (None: identity)."""
         ...
+
+
+class NativeDialect:
+    """A client dialect a vendor's API also speaks as is (OpenAI's Responses API), seen as a
+    vendor whose ``wire`` is that dialect: the hub swaps it in for a request in that dialect,
+    which then passes through to ``url(provider)`` with the vendor's own headers, error
+    mapping and health check. A vendor declares these in an optional ``natives`` mapping
+    (dialect name -> NativeDialect); one without it, or without the dialect, gets requests
+    translated through the unified format as usual. Never used to translate: it exists only
+    where the client's dialect equals its wire.
+    """
+
+    def __init__(
+        self,
+        vendor: Vendor,
+        wire: str,
+        url: Callable[[ProviderConfig], str],
+        usage: Callable[[Any], Usage | None],
+    ) -> None:
+        self.vendor, self.wire, self._url, self._usage = vendor, wire, url, usage
+
+    def chat_request(self, provider: ProviderConfig, body: bytes, stream: bool) -> UpstreamRequest:
+        own = self.vendor.chat_request(provider, body, stream)
+        return UpstreamRequest(own.method, self._url(provider), own.headers, own.body)
+
+    def health_request(self, provider: ProviderConfig) -> UpstreamRequest:
+        return self.vendor.health_request(provider)
+
+    def error_from_upstream(
+        self, status: int, body: bytes, headers: Mapping[str, str]
+    ) -> GatewayError:
+        return self.vendor.error_from_upstream(status, body, headers)
+
+    def usage(self, response: JSON) -> Usage | None:
+        return self._usage(response.get("usage"))
+
+    def request_from_unified(self, unified: JSON, target: Target) -> tuple[JSON, list[str]]:
+        raise TypeError(f"the native '{self.wire}' wire only passes requests through")
+
+    def response_to_unified(self, response: JSON, created: int) -> JSON:
+        raise TypeError(f"the native '{self.wire}' wire only passes responses through")
+
+    def stream_to_unified(self, created: int) -> StreamTranslator | None:
+        raise TypeError(f"the native '{self.wire}' wire only passes streams through")
 
 
 def upstream_url(provider: ProviderConfig, path: str) -> str:

@@ -14,7 +14,9 @@ import orjson
 from proxy.config.snapshot import ProviderConfig
 from proxy.errors import ErrorType, GatewayError, invalid_request
 from proxy.pricing import Usage
-from proxy.providers.base import StreamTranslator, UpstreamRequest, upstream_url
+from proxy.providers import responses
+from proxy.providers.base import NativeDialect, StreamTranslator, UpstreamRequest, upstream_url
+from proxy.providers.checks import check_numbers
 
 if TYPE_CHECKING:
     from proxy.engine.route import Target
@@ -28,6 +30,9 @@ class OpenAIVendor:
     """``type: openai``: ``Authorization: Bearer``, ``{base_url}/chat/completions``."""
 
     wire = "openai"
+    natives: Mapping[str, NativeDialect] = MappingProxyType({})
+    """Client dialects this API also speaks as is; empty here, so a subclass (an
+    OpenAI-compatible server, Azure) never inherits OpenAI's own Responses endpoint."""
 
     def chat_request(self, provider: ProviderConfig, body: bytes, stream: bool) -> UpstreamRequest:
         return UpstreamRequest(
@@ -185,14 +190,7 @@ def validate_chat_request(body: Any) -> None:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise invalid_request("'stream_options' must be an object.", "stream_options")
-    for name in _NUMERIC:
-        value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-            raise invalid_request(f"'{name}' must be a number.", name)
-    for name in _INTEGER:
-        value = body.get(name)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise invalid_request(f"'{name}' must be an integer.", name)
+    check_numbers(body, _NUMERIC, _INTEGER)
     tools = body.get("tools")
     if tools is not None and not isinstance(tools, list):
         raise invalid_request("'tools' must be an array.", "tools")
@@ -226,5 +224,17 @@ def _check_message(message: Any, index: int) -> None:
                 raise invalid_request(f"'{path}' must be an object with a 'type'.", path)
 
 
+def _responses_url(provider: ProviderConfig) -> str:
+    return upstream_url(provider, "/responses")
+
+
 VENDOR = OpenAIVendor()
+VENDOR.natives = MappingProxyType(
+    {
+        responses.NAME: NativeDialect(
+            VENDOR, responses.NAME, _responses_url, responses.usage_from_responses
+        )
+    }
+)
+"""OpenAI's own API speaks the Responses API at ``{base_url}/responses``: passed through."""
 DIALECT = OpenAIDialect()

@@ -33,6 +33,7 @@ def create_app(snapshot: Snapshot, state: GatewayState | None = None) -> web.App
     state.observers.append(_after_response(metrics.observe, access_log))
     app.router.add_post("/v1/chat/completions", completions.chat_completions)
     app.router.add_post("/v1/messages", completions.messages)
+    app.router.add_post("/v1/responses", completions.responses)
     app.router.add_get("/v1/models", ops.models)
     app.router.add_get("/healthz", ops.healthz)
     app.router.add_get("/readyz", ops.readyz)

@@ -1,5 +1,6 @@
-"""The completion endpoints: ``/v1/chat/completions`` (OpenAI dialect) and ``/v1/messages``
-(Anthropic dialect). Thin: read, check, hand to the engine, write, record."""
+"""The completion endpoints: ``/v1/chat/completions`` (OpenAI dialect), ``/v1/messages``
+(Anthropic dialect) and ``/v1/responses`` (OpenAI Responses dialect). Thin: read, check, hand
+to the engine, write, record."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from proxy.engine.dialects import (
     ANTHROPIC,
     DIALECTS,
     OPENAI,
+    RESPONSES,
     client_response,
     stream_translator,
     wants_usage,
@@ -40,6 +42,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 async def messages(request: web.Request) -> web.StreamResponse:
     return await _handle(request, ANTHROPIC)
+
+
+async def responses(request: web.Request) -> web.StreamResponse:
+    return await _handle(request, RESPONSES)
 
 
 async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:

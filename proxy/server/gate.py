@@ -12,13 +12,17 @@ from random import getrandbits
 import orjson
 from aiohttp import web
 
-from proxy.engine.dialects import ANTHROPIC, OPENAI
+from proxy.engine.dialects import ANTHROPIC, OPENAI, RESPONSES
 from proxy.engine.state import RequestRecord
 from proxy.errors import ErrorType, GatewayError
 from proxy.server.keys import STATE
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-COMPLETIONS = {"/v1/chat/completions": OPENAI, "/v1/messages": ANTHROPIC}
+COMPLETIONS = {
+    "/v1/chat/completions": OPENAI,
+    "/v1/messages": ANTHROPIC,
+    "/v1/responses": RESPONSES,
+}
 DRAINING = GatewayError(
     ErrorType.UNAVAILABLE,
     "This gateway is shutting down and takes no new requests; retry, another one will answer.",

@@ -23,7 +23,7 @@ import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from proxy.sim import anthropic, openai
+from proxy.sim import anthropic, openai, openai_responses
 from proxy.sim.faults import (
     HTML_PAGE,
     Fault,
@@ -41,6 +41,7 @@ from proxy.sim.faults import (
 SCHEMAS = {
     "openai": "schemas/openai/chat.completions.request.schema.json",
     "anthropic": "schemas/anthropic/messages.request.schema.json",
+    openai_responses.SCHEMA: "schemas/openai/responses.request.schema.json",
 }
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 MAX_SCHEMA_ERRORS = 5
@@ -113,8 +114,47 @@ def _compile(path: Path) -> Draft202012Validator:
     if not path.is_file():
         raise FileNotFoundError(f"vendor kit schema not found: {path} (set SIM_VENDOR_KIT)")
     schema = orjson.loads(path.read_bytes())
+    if path.name.startswith("responses."):
+        schema = openapi_schema(schema)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema)
+
+
+def openapi_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema extracted from OpenAI's OpenAPI document, made valid and usable: its
+    overlapping ``oneOf``s read as ``anyOf`` (the kit's README), and its draft 2019-09
+    recursion (``$recursiveAnchor: true`` + ``$recursiveRef: "#"``, invalid under 2020-12) as a
+    plain ``$ref`` to the definition that declared the anchor."""
+    defs = {
+        name: _recursive(definition, f"#/$defs/{name}")
+        if isinstance(definition, dict) and definition.get("$recursiveAnchor")
+        else definition
+        for name, definition in schema.get("$defs", {}).items()
+    }
+    return any_of({**schema, "$defs": defs})
+
+
+def _recursive(schema: Any, ref: str) -> Any:
+    if isinstance(schema, dict):
+        return {
+            ("$ref" if k == "$recursiveRef" else k): (
+                ref if k == "$recursiveRef" else _recursive(v, ref)
+            )
+            for k, v in schema.items()
+            if k != "$recursiveAnchor"
+        }
+    if isinstance(schema, list):
+        return [_recursive(v, ref) for v in schema]
+    return schema
+
+
+def any_of(schema: Any) -> Any:
+    """``schema`` with every ``oneOf`` read as ``anyOf``."""
+    if isinstance(schema, dict):
+        return {("anyOf" if k == "oneOf" else k): any_of(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [any_of(v) for v in schema]
+    return schema
 
 
 def schema_errors(vendor: str, data: Any) -> tuple[str, ...]:
@@ -234,7 +274,7 @@ class Sim:
     # --- serving -------------------------------------------------------------------------------
 
     def _vendor_key(self, vendor: ModuleType) -> str | None:
-        return self.config.openai_key if vendor is openai else self.config.anthropic_key
+        return self.config.openai_key if vendor.NAME == openai.NAME else self.config.anthropic_key
 
     def _answer(
         self, request: web.Request, vendor: ModuleType, data: Any, seq: int, fault: Fault | None
@@ -248,7 +288,7 @@ class Sim:
         if not isinstance(data, dict):
             return vendor.bad_request(vendor.INVALID_JSON)
         if config.validate:
-            errors = schema_errors(vendor.NAME, data)
+            errors = schema_errors(getattr(vendor, "SCHEMA", vendor.NAME), data)
             if errors:
                 self._update(seq, schema_errors=errors)
                 return vendor.bad_request(f"Request does not match the schema: {errors[0]}")
@@ -390,6 +430,9 @@ def create_app(sim: Sim) -> web.Application:
     async def messages(request: web.Request) -> web.StreamResponse:
         return await sim.handle(request, anthropic)
 
+    async def responses(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, openai_responses)
+
     async def models(request: web.Request) -> web.StreamResponse:
         vendor = anthropic if "anthropic-version" in request.headers else openai
         return await sim.handle(request, vendor)
@@ -402,6 +445,7 @@ def create_app(sim: Sim) -> web.Application:
         [
             web.post("/v1/chat/completions", chat),
             web.post("/v1/messages", messages),
+            web.post("/v1/responses", responses),
             web.get("/v1/models", models),
             *_control_routes(sim),
         ]

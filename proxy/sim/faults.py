@@ -39,7 +39,7 @@ KINDS = frozenset(
         "no_usage",  # answer normally, but report no usage (a lenient OpenAI-compatible server)
     }
 )
-COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/messages"})
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses"})
 HTML_PAGE = (
     b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
     b"</h1></center><hr><center>nginx</center></body></html>"
@@ -52,7 +52,8 @@ JSON_TYPE = "application/json"
 @dataclass(frozen=True, slots=True)
 class Fault:
     """One programmed misbehaviour. Without ``path`` it applies to the next completion
-    request (``/v1/chat/completions`` or ``/v1/messages``); with it, only to that path."""
+    request (``/v1/chat/completions``, ``/v1/messages``, ``/v1/responses``); with it, only
+    to that path."""
 
     kind: str = "ok"
     path: str | None = None

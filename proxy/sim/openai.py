@@ -87,6 +87,9 @@ def _headers(content_type: str) -> dict[str, str]:
     }
 
 
+sim_headers = _headers  # shared with the Responses API (proxy.sim.openai_responses)
+
+
 def _id(prefix: str, n: int = 24) -> str:
     return prefix + secrets.token_hex(n // 2 + 1)[:n]
 

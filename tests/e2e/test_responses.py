@@ -1,0 +1,197 @@
+"""``POST /v1/responses`` through the official ``openai`` SDK: passed through to the OpenAI
+fake (which validates against the kit's Responses request schema) and translated to Claude.
+Text, streams, tools over two turns, images, usage and exact cost, and the 400s for what a
+stateless provider cannot do.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import openai
+import pytest
+
+from proxy.pricing import Price, cost, format_usd
+from proxy.providers.responses import usage_from_responses
+from proxy.sim.text import count_tokens
+from tests.e2e.test_pairings import PIXEL, WEATHER
+
+OPENAI_MODEL, CLAUDE_MODEL = "gpt-4o", "claude-3.5-sonnet"
+MODELS = [OPENAI_MODEL, CLAUDE_MODEL]
+PRICES = {
+    OPENAI_MODEL: Price(Decimal("0.0025"), Decimal("0.010")),
+    CLAUDE_MODEL: Price(Decimal("0.003"), Decimal("0.015")),
+}
+UPSTREAM_PATH = {OPENAI_MODEL: "/v1/responses", CLAUDE_MODEL: "/v1/messages"}
+IMAGE = f"data:image/png;base64,{PIXEL}"
+TOOL = {"type": "function", **WEATHER, "strict": False}  # the published schema requires it
+
+
+def _expected_cost(model: str, usage: dict) -> Decimal:
+    return cost(PRICES[model], usage_from_responses(usage))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_text(gateway, sim, model):
+    raw = gateway.openai().responses.with_raw_response.create(
+        model=model, instructions="Be brief.", input="say: the answer is 42"
+    )
+    reply = raw.parse()
+    assert reply.output_text == "the answer is 42"
+    assert reply.status == "completed" and reply.id.startswith("resp_")
+    usage = reply.usage.model_dump()
+    assert usage["output_tokens"] == count_tokens("the answer is 42")
+    expected = _expected_cost(model, usage)
+    assert raw.headers["x-llm-cost-usd"] == format_usd(expected)
+    assert usage["cost"] == float(format_usd(expected))
+    assert raw.headers["x-llm-output-tokens"] == str(usage["output_tokens"])
+    assert raw.headers["x-llm-provider"] == ("openai" if model == OPENAI_MODEL else "anthropic")
+    received = sim.completions()[-1]
+    assert received.path == UPSTREAM_PATH[model]
+    assert "Be brief." in json.dumps(received.json)
+    assert "authorization" not in received.headers or "sk-client" not in str(received.headers)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_stream_helper_text_usage_and_cost(gateway, model):
+    client = gateway.openai()
+    deltas: list[str] = []
+    with client.responses.stream(model=model, input="say: one two three four five") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == "one two three four five"
+    assert len(deltas) > 1
+    usage = final.usage.model_dump()
+    assert usage["cost"] == float(format_usd(_expected_cost(model, usage)))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_raw_stream_events_have_consecutive_sequence_numbers(gateway, model):
+    raw = gateway.openai().responses.with_raw_response.create(
+        model=model, input="say: hello there", stream=True
+    )
+    events = list(raw.parse())
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[0].type == "response.created" and events[1].type == "response.in_progress"
+    assert events[-1].type == "response.completed"
+    ids = {e.response.id for e in events if hasattr(e, "response")}
+    assert len(ids) == 1
+    added = [e.item.id for e in events if e.type == "response.output_item.added"]
+    done = [e.item.id for e in events if e.type == "response.output_item.done"]
+    assert added == done == [item.id for item in events[-1].response.output]
+    assert raw.headers["x-llm-model"] and raw.headers["content-type"].startswith("text/event")
+
+
+def _weather_turns(client, model: str, stream: bool):
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    if stream:
+        with client.responses.stream(model=model, input=[question], tools=[TOOL]) as s:
+            first = s.get_final_response()
+    else:
+        first = client.responses.create(model=model, input=[question], tools=[TOOL])
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert calls and calls[0].name == "get_weather"
+    assert json.loads(calls[0].arguments).keys() == {"city"}
+    history = [question, *[item.model_dump(exclude_none=True) for item in first.output]]
+    outputs = [
+        {"type": "function_call_output", "call_id": c.call_id, "output": "sunny, 21 C"}
+        for c in calls
+    ]
+    second = client.responses.create(model=model, input=history + outputs, tools=[TOOL])
+    return first, second
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("model", MODELS)
+def test_tools_across_two_turns(gateway, sim, model, stream):
+    first, second = _weather_turns(gateway.openai(), model, stream)
+    assert first.status == "completed"
+    assert "sunny, 21 C" in second.output_text
+    assert second.usage.model_dump()["cost"] > 0
+    received = sim.completions()[-1].json
+    if model == CLAUDE_MODEL:  # the tool result reached Claude as a tool_result block
+        blocks = [b for m in received["messages"] for b in m["content"] if isinstance(b, dict)]
+        assert any(b["type"] == "tool_result" for b in blocks)
+        assert any(b["type"] == "tool_use" for b in blocks)
+    else:
+        assert received["input"][-1]["type"] == "function_call_output"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_image_input(gateway, sim, model):
+    reply = gateway.openai().responses.create(
+        model=model,
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "say: a pixel"},
+                    {"type": "input_image", "image_url": IMAGE, "detail": "auto"},
+                ],
+            }
+        ],
+    )
+    assert reply.output_text == "a pixel"
+    received = sim.completions()[-1].json
+    if model == CLAUDE_MODEL:
+        block = received["messages"][0]["content"][1]
+        assert block["type"] == "image" and block["source"]["data"] == PIXEL
+    else:
+        assert received["input"][0]["content"][1]["type"] == "input_image"
+
+
+def test_stateful_features_pass_through_to_openai(gateway, sim):
+    client = gateway.openai()
+    first = client.responses.create(model=OPENAI_MODEL, input="say: remember me", store=True)
+    second = client.responses.create(
+        model=OPENAI_MODEL, input="say: done", previous_response_id=first.id
+    )
+    assert second.output_text == "done"
+    assert sim.completions()[-1].json["previous_response_id"] == first.id
+
+
+STATEFUL = [
+    ({"previous_response_id": "resp_123"}, "previous_response_id"),
+    ({"store": True}, "store"),
+    ({"conversation": "conv_123"}, "conversation"),
+    ({"tools": [{"type": "web_search"}]}, "tools[0]"),
+    ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0]"),
+    ({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools[0]"),
+]
+
+
+@pytest.mark.parametrize(("extra", "param"), STATEFUL, ids=[p for _, p in STATEFUL])
+def test_stateful_features_are_a_clear_400_on_translated_providers(gateway, sim, extra, param):
+    with pytest.raises(openai.BadRequestError) as raised:
+        gateway.openai().responses.create(model=CLAUDE_MODEL, input="hi", **extra)
+    error = raised.value
+    assert error.body["type"] == "invalid_request" and error.body["param"] == param
+    assert error.response.headers["x-llm-error"] == "invalid_request"
+    message = error.body["message"]
+    assert "keeps none" in message or "Built-in tool" in message
+    assert sim.completions() == []  # no upstream call
+
+
+def test_unknown_model_is_404_in_the_openai_error_shape(gateway, sim):
+    with pytest.raises(openai.NotFoundError) as raised:
+        gateway.openai().responses.create(model="no-such-model", input="hi")
+    assert raised.value.body["type"] == "model_not_found"
+    assert sim.completions() == []
+
+
+def test_malformed_request_is_400(gateway):
+    with pytest.raises(openai.BadRequestError) as raised:
+        gateway.openai().responses.create(model=CLAUDE_MODEL, input=42)  # type: ignore[arg-type]
+    assert raised.value.body["param"] == "input"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_upstream_error_mid_stream_raises_in_the_sdk(gateway, sim, model):
+    from proxy.sim.faults import Fault
+
+    sim.sim.faults.push(Fault(kind="stream_error", after_events=3))
+    with pytest.raises(openai.APIError):
+        list(gateway.openai().responses.create(model=model, input="say: a b c d", stream=True))
