@@ -30,7 +30,7 @@ def resource(
     """A ``response`` object; request parameters are not echoed (the unified answer does not
     carry them), so they have their defaults."""
     incomplete = _INCOMPLETE.get(status)
-    return {
+    out = {
         "id": f"resp_{stem}",
         "object": "response",
         "created_at": created,
@@ -52,9 +52,11 @@ def resource(
         "tools": [],
         "top_p": None,
         "truncation": "disabled",
-        "usage": usage,
         "metadata": {},
     }
+    if usage is not None:  # the published schema has no null usage: absent until known
+        out["usage"] = usage
+    return out
 
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}

@@ -137,7 +137,7 @@ class UnifiedToResponsesStream:
         function = delta.get("function") or {}
         call = self._calls.get(position)
         if call is None:
-            self._close_text()
+            self._close_items()  # one item at a time, as OpenAI streams them
             index = len(self._output)
             call_id = str(delta.get("id") or f"call_{self._stem}_{position}")
             name = str(function.get("name") or "")
