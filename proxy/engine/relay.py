@@ -17,6 +17,7 @@ from proxy.errors import ErrorType, GatewayError
 from proxy.pricing import Price, Usage, cost, unknown_usage, usd_number
 from proxy.providers.base import StreamTranslator
 from proxy.providers.responses import FINAL_EVENTS, usage_from_responses
+from proxy.providers.responses.stream import contract_error_event
 from proxy.sse import DONE, Event, SSEParser, encode_data, encode_named
 
 JSON = dict[str, Any]
@@ -150,6 +151,8 @@ class StreamRelay:
     def _emit(self, name: str | None, payload: JSON, raw: bytes | None) -> bytes:
         """Stamp usage/cost where the dialect carries them, then encode (raw when unchanged)."""
         if name == "error" or (self.dialect == OPENAI and "error" in payload):
+            if self.dialect == RESPONSES and self._translator is None:
+                payload, raw = contract_error_event(payload, self.events_out), None
             self.error = _error_type(payload)
             self.done = True  # an error event ends the stream in every dialect
         elif self.dialect == OPENAI and payload.get("usage"):

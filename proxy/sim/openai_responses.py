@@ -202,9 +202,10 @@ def stream_events(final: dict[str, Any], n_chunks: int) -> list[bytes]:
 
 def stream_error_event() -> bytes:
     """A mid-stream failure as the live API sends it: an ``error`` event."""
-    error = {"type": "server_error", "code": "server_error", "message": "The server had an error."}
-    return encode_named("error", {"type": "error", "sequence_number": 0, **error, "param": None,
-                                  "error": error})  # fmt: skip
+    message = "The server had an error while processing your request."
+    error = {"type": "server_error", "code": "server_error", "message": message, "param": None}
+    event = {"type": "error", "sequence_number": 0, "code": "server_error", "message": message}
+    return encode_named("error", {**event, "param": None, "error": error})
 
 
 def _check(body: Mapping[str, Any], extra_models: frozenset[str]) -> Reply | None:

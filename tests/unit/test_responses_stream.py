@@ -234,3 +234,23 @@ def test_concatenated_text_deltas_are_the_final_output_text(case: tuple[str, Eve
     done = [e["text"] for _, e in out if e["type"] == "response.output_text.done"]
     assert done == ([text] if text else [])
     assert [e["sequence_number"] for _, e in out] == list(range(len(out)))
+
+
+def test_recorded_responses_streams_are_schema_valid_and_numbered() -> None:
+    for name in ("openai/responses.stream.text.sse", "openai/responses.stream.function_call.sse"):
+        events = recorded(name)
+        for kind, event in events:
+            assert kind == event["type"]
+            EVENT.validate(event)
+        assert [e["sequence_number"] for _, e in events] == list(range(len(events)))
+
+
+def test_pass_through_error_event_gets_the_contract_type_and_the_clients_numbering() -> None:
+    relay = _relay()
+    error = {"type": "server_error", "code": "server_error", "message": "boom", "param": None}
+    upstream = {**error, "type": "error", "sequence_number": 0, "error": error}
+    out = relay.feed(b"event: error\ndata: " + orjson.dumps(upstream) + b"\n\n")
+    event = orjson.loads(next(iter_events(out)).data)
+    assert relay.done and relay.error == "provider_error"
+    assert event["error"] == {**error, "type": "provider_error"}
+    EVENT.validate(event)

@@ -208,5 +208,37 @@ class UnifiedToResponsesStream:
         self.done = True
 
 
+# OpenAI's in-stream error types and codes -> the contract's (anything else: provider_error).
+_CONTRACT_TYPES = {
+    "invalid_request_error": "invalid_request",
+    "invalid_prompt": "invalid_request",
+    "context_length_exceeded": "invalid_request",
+    "authentication_error": "invalid_api_key",
+    "invalid_api_key": "invalid_api_key",
+    "rate_limit_exceeded": "rate_limit_exceeded",
+    "insufficient_quota": "rate_limit_exceeded",
+    "model_not_found": "model_not_found",
+}
+
+
+def contract_error_event(event: JSON, sequence_number: int) -> JSON:
+    """A passed-through ``error`` event with its ``error`` object in the contract's terms (the
+    vendor's own code kept), as every error a client of the gateway sees, numbered in the
+    stream the client got."""
+    inner = event.get("error") if isinstance(event.get("error"), dict) else {}
+    code = event.get("code") or inner.get("code") or inner.get("type")
+    kind = _CONTRACT_TYPES.get(str(inner.get("type")), _CONTRACT_TYPES.get(str(code)))
+    return {
+        **event,
+        "sequence_number": sequence_number,
+        "error": {
+            "message": str(event.get("message") or inner.get("message") or "The upstream failed."),
+            "type": kind or "provider_error",
+            "code": None if code is None else str(code),
+            "param": event.get("param", inner.get("param")),
+        },
+    }
+
+
 def _part(text: str) -> JSON:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
