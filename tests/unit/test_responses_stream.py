@@ -254,3 +254,27 @@ def test_pass_through_error_event_gets_the_contract_type_and_the_clients_numberi
     assert relay.done and relay.error == "provider_error"
     assert event["error"] == {**error, "type": "provider_error"}
     EVENT.validate(event)
+
+
+def test_a_final_event_without_usage_has_unknown_usage_and_null_cost() -> None:
+    relay = StreamRelay(
+        dialect=RESPONSES,
+        wire="openai",
+        translator=UnifiedToResponsesStream("m"),
+        include_usage=True,
+        price=PRICE,
+    )
+    chunk = {
+        "id": "c",
+        "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": "stop"}],
+    }
+    out = relay.feed(b"data: " + orjson.dumps(chunk) + b"\n\ndata: [DONE]\n\n")
+    final = orjson.loads(list(iter_events(out))[-1].data)
+    assert final["type"] == "response.completed"
+    assert final["response"]["usage"] == {
+        "input_tokens": None,
+        "output_tokens": None,
+        "total_tokens": None,
+        "cost": None,
+    }
+    assert relay.done and relay.usage_missing and relay.cost is None
