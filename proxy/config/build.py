@@ -15,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from proxy.config.cache import build_cache
 from proxy.config.loader import ConfigError, Problem, read_document
 from proxy.config.snapshot import (
     AuthSettings,
@@ -143,6 +144,7 @@ def build_snapshot(
         loaded_at=time.time(),
         source=source,
         warnings=tuple(warnings),
+        cache=build_cache(data.get("cache"), data["models"]),
     )
 
 

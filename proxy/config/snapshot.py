@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 
+from proxy.config.cache import CacheSettings
 from proxy.pricing import Price
 
 
@@ -137,6 +138,7 @@ class Snapshot:
     loaded_at: float = 0.0
     source: str = ""
     warnings: tuple[str, ...] = ()
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     def resolve(self, name: str) -> ModelConfig | None:
         return self.lookup.get(name)

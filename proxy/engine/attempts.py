@@ -50,6 +50,8 @@ class Call:
     upstream_s: float = 0.0
     client_deadline: bool = False
     """The client asked for a shorter deadline: hitting it is not the provider's fault."""
+    cache: Any = None
+    """This request's proxy.engine.cache.Lookup, when the response cache applies to it."""
 
 
 class CallFailed(Exception):

@@ -7,6 +7,7 @@ upstream's own bytes; only events the gateway changes (usage, cost) are re-seria
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -34,11 +35,13 @@ class StreamRelay:
         translator: StreamTranslator | None,
         include_usage: bool,
         price: Price,
+        tap: Callable[[Event], None] | None = None,
     ) -> None:
         self.dialect, self.wire = dialect, wire
         self._translator = translator
         self._include_usage = include_usage
         self._price = price
+        self.tap = tap  # sees every upstream event first (the response cache's capture)
         self._parser = SSEParser()
         self._start_usage: JSON = {}
         self.usage: Usage | None = None  # None: not (yet) reported by the upstream
@@ -79,6 +82,8 @@ class StreamRelay:
     def _on_event(self, event: Event) -> bytes:
         if self.done:
             return b""
+        if self.tap is not None:
+            self.tap(event)
         if self.wire == OPENAI and event.data == b"[DONE]":
             return self._upstream_finished()
         if self._translator is None and _untouched(self.wire, event):

@@ -15,6 +15,7 @@ from typing import Any
 
 from proxy.config.snapshot import Snapshot
 from proxy.engine.breaker import Breakers
+from proxy.engine.cache.store import ResponseCache
 from proxy.engine.pool import Pools
 from proxy.pricing import Usage
 
@@ -48,6 +49,8 @@ class RequestRecord:
     # Set only when server.logging.log_content is on: the raw request and response bodies.
     request_body: bytes | None = None
     response_body: bytes | None = None
+    cache: str | None = None  # hit | miss | bypass; None when the cache does not apply
+    cost_saved: Decimal | None = None  # a hit: what the stored answer cost originally
 
 
 Observer = Callable[[RequestRecord], None]
@@ -76,6 +79,7 @@ class GatewayState:
         self.idle = asyncio.Event()  # set while no completion request is running
         self.in_flight = 0
         self.open_streams: set[Any] = set()  # proxy.engine.upstream.OpenStream being relayed
+        self.cache = ResponseCache()
 
     @property
     def in_flight(self) -> int:
@@ -99,11 +103,13 @@ class GatewayState:
         """Create the upstream pools."""
         self.pools.sync(self.snapshot)
         self.breakers.sync(self.snapshot.providers)
+        self.cache.sync(self.snapshot)
 
     def swap(self, snapshot: Snapshot, source: str = "reload") -> None:
         """Make ``snapshot`` current; running requests keep the one they started with."""
         self.pools.sync(snapshot)
         self.breakers.sync(snapshot.providers)
+        self.cache.sync(snapshot)
         self.snapshot = snapshot
         self.last_reload = ReloadStatus(ok=True, at=time.time(), source=source)
         self.reload_counts["ok"] += 1
@@ -119,3 +125,4 @@ class GatewayState:
 
     async def close(self) -> None:
         await self.pools.close()
+        await self.cache.close()

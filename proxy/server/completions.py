@@ -28,6 +28,7 @@ from proxy.engine.route import Target
 from proxy.engine.state import GatewayState, RequestRecord
 from proxy.errors import ErrorType, GatewayError, invalid_request, model_not_found, too_large
 from proxy.pricing import Usage, cost, format_usd, unknown_usage, usd_number
+from proxy.server import cached
 from proxy.server.gate import new_request_id
 from proxy.server.keys import STATE
 
@@ -74,6 +75,9 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
             deadline,
             client_deadline=client_deadline,
         )
+        hit = await cached.lookup(state, call, request, record, started)
+        if hit is not None:
+            return hit
         if call.stream:
             return await _stream(request, state, call, record, started)
         return await _complete(state, call, record, started)
@@ -152,6 +156,7 @@ async def _complete(
         payload["usage"] = unknown_usage(call.dialect)  # unknown, never a made-up zero
     payload["usage"]["cost"] = None if amount is None else usd_number(amount)
     data = orjson.dumps(payload)
+    await cached.keep_response(state, call, target, reply.payload, payload, amount)
     _finish_record(record, target, 200, usage, amount, len(data))
     record.usage_missing = usage is None
     if call.snapshot.server.logging.log_content:
@@ -184,6 +189,7 @@ async def _stream(
                 call.dialect, target.vendor, created, target.upstream_model
             ),
             price=target.model.price,
+            tap=cached.capture(call, target, created),
         )
         first_byte_ms = target.model.timeouts.first_byte_ms
         limit = min(remaining, first_byte_ms / 1000) if first_byte_ms else remaining
@@ -196,10 +202,12 @@ async def _stream(
         response.content_type = "text/event-stream"
         response.headers["cache-control"] = "no-cache"
         await response.prepare(request)
+        if opened.relay.done:  # the whole stream came in its first read
+            await cached.keep_stream(state, call, opened.relay)
         await response.write(opened.first)
         record.first_token_s = time.perf_counter() - started
         record.bytes_out = len(opened.first)
-        await _relay_rest(response, opened, call, record)
+        await _relay_rest(response, opened, call, record, state)
         await response.write_eof()
         if opened.relay.done:  # the client has it all; now let the connection end cleanly
             await opened.response.drain(STREAM_DRAIN_S)
@@ -224,7 +232,11 @@ empty chunk, usually right behind the last event) to be reused rather than close
 
 
 async def _relay_rest(
-    response: web.StreamResponse, opened: upstream.OpenStream, call: Call, record: RequestRecord
+    response: web.StreamResponse,
+    opened: upstream.OpenStream,
+    call: Call,
+    record: RequestRecord,
+    state: GatewayState,
 ) -> None:
     """Copy the upstream's stream to the client until it ends, fails or the deadline passes."""
     relay, reader = opened.relay, opened.response
@@ -241,6 +253,8 @@ async def _relay_rest(
                     else:
                         out = relay.feed(chunk) if chunk else relay.end()
                 if out:
+                    if relay.done:  # stored before its last byte is sent
+                        await cached.keep_stream(state, call, relay)
                     record.bytes_out += len(out)
                     await response.write(out)
     except TimeoutError:
@@ -283,6 +297,7 @@ def _headers(call: Call, target: Target, record: RequestRecord, started: float) 
         "x-llm-model": target.upstream_model,
         "x-llm-attempts": str(call.attempts),
         "x-llm-overhead-ms": f"{record.overhead_s * 1000:.3f}",
+        **cached.headers(call),
     }
 
 

@@ -1,0 +1,94 @@
+"""The cache key: a hash of the canonical upstream request, its route and the inbound identity.
+
+Keyed on what the vendor would receive (after translation), so two requests equal after
+translation share an answer whatever dialect sent them. ``stream`` and ``stream_options`` are
+left out: a stored answer replays as a whole response or as a stream, as asked. The route
+(vendor endpoint and upstream model) is part of the key, so a reload that re-routes a model
+never serves the old route's answers. Only the SHA-256 digest is kept: no prompt text, and
+no token, ever reaches a store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from proxy.engine.dialects import upstream_body
+from proxy.engine.route import Target
+
+JSON = dict[str, Any]
+UNKEYED = frozenset({"stream", "stream_options"})
+"""Request fields that never change the answer's content, only how it is delivered."""
+ANONYMOUS = b""
+"""The identity every client shares when inbound auth is off."""
+
+
+def wire_body(dialect: str, body: JSON, raw: bytes, target: Target) -> JSON:
+    """The request as ``target``'s vendor would receive it (a GatewayError if it cannot)."""
+    if dialect == target.vendor.wire:
+        return {**body, "model": target.upstream_model}  # pass-through: only the model changes
+    data, _ = upstream_body(dialect, body, raw, target)
+    return orjson.loads(data)
+
+
+def canonical(wire: JSON) -> bytes:
+    """The request's answer-relevant content as bytes: key order and whitespace do not count."""
+    kept = {k: v for k, v in wire.items() if k not in UNKEYED}
+    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
+
+
+def route(target: Target) -> bytes:
+    """What the answer depends on besides the body: the vendor endpoint and upstream model."""
+    provider = target.provider
+    headers = tuple(sorted(provider.headers.items()))
+    return _route(
+        provider.type, provider.base_url, provider.anthropic_version, headers, target.upstream_model
+    )
+
+
+@lru_cache(maxsize=256)
+def _route(kind: str, url: str, version: str, headers: tuple[Any, ...], model: str) -> bytes:
+    return hashlib.sha256(orjson.dumps([kind, url, version, headers, model])).digest()[:16]
+
+
+def cache_key(route_id: bytes, identity: bytes, body: bytes) -> bytes:
+    """32 bytes naming one answer."""
+    digest = hashlib.sha256(b"llm-edge-cache/1\n")
+    digest.update(route_id)
+    digest.update(identity)
+    digest.update(body)
+    return digest.digest()
+
+
+def identity(presented: Sequence[bytes], tokens: tuple[str, ...]) -> bytes | None:
+    """The hash of the accepted inbound token (auth on), else :data:`ANONYMOUS`; None when
+    no presented value is a token of this snapshot (a reload raced the auth check): then the
+    request does not use the cache at all."""
+    if not tokens:
+        return ANONYMOUS
+    known = _token_digests(tokens)
+    for candidate in presented:
+        digest = hashlib.sha256(candidate).digest()
+        if digest in known:
+            return digest
+    return None
+
+
+@lru_cache(maxsize=4)
+def _token_digests(tokens: tuple[str, ...]) -> frozenset[bytes]:
+    return frozenset(hashlib.sha256(token.encode()).digest() for token in tokens)
+
+
+def cache_control(headers: Mapping[str, str]) -> tuple[bool, bool]:
+    """(look up, store) as the client's ``cache-control`` allows."""
+    value = headers.get("cache-control")
+    if not value:
+        return True, True
+    directives = {part.split("=", 1)[0].strip().lower() for part in value.split(",")}
+    if "no-store" in directives:
+        return False, False
+    return "no-cache" not in directives, True

@@ -1,0 +1,179 @@
+"""The response cache as the request path sees it: a lookup before the upstream call, a store
+after a complete answer, and the backend kept in step with config reloads.
+
+One :class:`ResponseCache` lives on the gateway state. :meth:`ResponseCache.lookup` gives each
+request a :class:`Lookup` (None when the cache does not apply to its model) that remembers the
+key, what the client's ``cache-control`` allows, and the answer found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from proxy.config.cache import MEMORY, BackendSettings
+from proxy.config.snapshot import Snapshot
+from proxy.engine.cache import key as keys
+from proxy.engine.cache.entry import Answer, storable
+from proxy.engine.cache.memory import MemoryStore
+from proxy.engine.cache.redis_store import RedisStore
+from proxy.engine.cache.stats import CacheStats
+from proxy.engine.route import Target, resolve
+from proxy.errors import GatewayError
+
+if TYPE_CHECKING:
+    from proxy.engine.attempts import Call
+
+log = logging.getLogger("llm_edge_agent.cache")
+
+HIT, MISS, BYPASS = "hit", "miss", "bypass"
+CLOSE_AFTER_S = 5.0
+"""A replaced Redis client is closed this long after a reload, once its calls are over."""
+
+
+@dataclass(slots=True)
+class Lookup:
+    """One request's use of the cache."""
+
+    status: str  # hit | miss | bypass: the x-llm-cache header
+    key: bytes
+    route: bytes
+    ttl_s: float
+    store: bool  # may this request's answer be stored (no-store says no)
+    answer: Answer | None = None
+    stored: bool = False
+
+
+class ResponseCache:
+    """The backend for the current snapshot, and the counters ``/metrics`` reads."""
+
+    def __init__(self) -> None:
+        self.stats = CacheStats()
+        self._settings: BackendSettings | None = None
+        self._backend: MemoryStore | RedisStore | None = None
+
+    @property
+    def backend(self) -> MemoryStore | RedisStore | None:
+        return self._backend
+
+    def sync(self, snapshot: Snapshot) -> None:
+        """Follow a (re)loaded config: keep the backend while its settings hold, drop the memory
+        entries of models whose routing changed, replace the backend when its settings changed."""
+        cache = snapshot.cache
+        settings = cache.backend if cache.models else None
+        if settings != self._settings:
+            self._replace(settings)
+        if isinstance(self._backend, MemoryStore):
+            self._backend.keep_routes(_routes(snapshot))
+
+    def _replace(self, settings: BackendSettings | None) -> None:
+        old, self._settings = self._backend, settings
+        if isinstance(old, MemoryStore) and settings is not None and settings.kind == MEMORY:
+            old.resize(settings.max_bytes)  # only the bound (or a Redis-only key) changed
+            return
+        if isinstance(old, MemoryStore):
+            old.clear()
+        elif isinstance(old, RedisStore):
+            _close_later(old)
+        if settings is None:
+            self._backend = None
+        elif settings.kind == MEMORY:
+            self._backend = MemoryStore(settings.max_bytes, self.stats)
+        else:
+            self._backend = RedisStore(settings, self.stats)
+
+    async def close(self) -> None:
+        if isinstance(self._backend, RedisStore):
+            await self._backend.close()
+        self._backend, self._settings = None, None
+
+    async def lookup(
+        self, call: Call, headers: Mapping[str, str], presented: list[bytes]
+    ) -> Lookup | None:
+        """The request's lookup (with the answer when it is a hit), or None when the cache does
+        not apply: the model is not cached, or the request cannot be translated (the attempt
+        then reports that error)."""
+        snapshot = call.snapshot
+        ttl_s = snapshot.cache.ttl_for(_model_name(snapshot, call.body))
+        backend = self._backend
+        if ttl_s is None or backend is None:
+            return None
+        who = keys.identity(presented, snapshot.server.auth.tokens)
+        if who is None:
+            return None
+        try:
+            target = resolve(snapshot, str(call.body.get("model")))
+            body = keys.wire_body(call.dialect, call.body, call.raw, target)
+        except GatewayError:
+            return None
+        route = keys.route(target)
+        found = Lookup(MISS, keys.cache_key(route, who, keys.canonical(body)), route, ttl_s, True)
+        read, found.store = keys.cache_control(headers)
+        if not read:
+            found.status = BYPASS
+            return found
+        data = await backend.get(found.key)
+        if data is not None:
+            try:
+                found.answer = Answer.decode(data)
+            except (ValueError, KeyError, TypeError):
+                self.stats.evicted("unreadable")  # another version's or a corrupt entry
+            else:
+                found.status = HIT
+        return found
+
+    async def store(
+        self, lookup: Lookup, target: Target, completion: dict[str, Any], cost: Decimal | None
+    ) -> bool:
+        """Keep ``completion`` (unified) if it is a complete answer the client let us store."""
+        backend = self._backend
+        if not lookup.store or lookup.stored or backend is None or not storable(completion):
+            return False
+        lookup.stored = True
+        answer = Answer(
+            completion=_without_cost(completion),
+            provider=target.provider.name,
+            model=target.model.name,
+            upstream_model=target.upstream_model,
+            cost=cost,
+        )
+        assert self._settings is not None
+        value = answer.encode(self._settings.compress_min_bytes)
+        if not await backend.put(lookup.key, value, lookup.ttl_s, lookup.route):
+            return False
+        self.stats.stores += 1
+        self.stats.bytes_stored += len(value)
+        return True
+
+
+def _model_name(snapshot: Snapshot, body: Mapping[str, Any]) -> str:
+    model = snapshot.resolve(str(body.get("model")))
+    return model.name if model is not None else ""
+
+
+def _routes(snapshot: Snapshot) -> set[bytes]:
+    """The routes of every cached model: entries under any other route are stale."""
+    routes = set()
+    for name in snapshot.cache.models:
+        routes.add(keys.route(resolve(snapshot, name)))
+    return routes
+
+
+def _without_cost(completion: dict[str, Any]) -> dict[str, Any]:
+    usage = completion.get("usage")
+    if isinstance(usage, dict) and "cost" in usage:
+        return {**completion, "usage": {k: v for k, v in usage.items() if k != "cost"}}
+    return completion
+
+
+def _close_later(store: RedisStore) -> None:
+    """Requests that began before the reload may still be using the old client."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return  # no loop (a test swapping snapshots by hand): nothing is using it
+    loop.call_later(CLOSE_AFTER_S, lambda: loop.create_task(store.close()))
