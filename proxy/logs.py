@@ -219,6 +219,10 @@ def access_fields(record: RequestRecord, content: bool = False) -> dict[str, Any
         fields["usage_missing"] = True
     if record.dropped_params:
         fields["dropped_params"] = list(record.dropped_params)
+    if record.cache is not None:
+        fields["cache"] = record.cache
+        if record.cost_saved is not None:
+            fields["cost_saved_usd"] = usd_number(record.cost_saved)
     if content:
         fields["request"] = _content(record.request_body)
         fields["response"] = _content(record.response_body)
@@ -248,6 +252,8 @@ def text_line(fields: dict[str, Any]) -> str:
         parts.append("client_disconnected")
     if fields.get("usage_missing"):
         parts.append("usage_missing")
+    if fields.get("cache"):
+        parts.append(f"cache={fields['cache']}")
     for key in ("request", "response"):
         if fields.get(key) is not None:
             parts.append(f"{key}={orjson.dumps(fields[key]).decode()}")

@@ -19,7 +19,7 @@ from proxy.engine.cache import replay
 from proxy.engine.cache.capture import StreamCapture
 from proxy.engine.cache.entry import Answer
 from proxy.engine.cache.store import Lookup
-from proxy.engine.dialects import OPENAI, client_response, wants_usage
+from proxy.engine.dialects import OPENAI, wants_usage
 from proxy.engine.relay import StreamRelay
 from proxy.engine.route import Target
 from proxy.engine.state import GatewayState, RequestRecord
@@ -63,13 +63,10 @@ async def keep_response(
     found: Lookup | None = call.cache
     if found is None or not found.store:
         return
-    wire = target.vendor.wire
     if call.dialect == OPENAI:
         unified = sent  # the client's format is the unified one
-    elif wire == OPENAI:
-        unified = upstream
     else:
-        unified = client_response(OPENAI, wire, upstream, int(time.time()))
+        unified = target.vendor.response_to_unified(upstream, int(time.time()))
     await state.cache.store(found, target, unified, amount)
 
 
@@ -87,7 +84,7 @@ async def keep_stream(state: GatewayState, call: Call, relay: StreamRelay) -> No
     tap = relay.tap
     if found is None or found.stored or not relay.done or not isinstance(tap, StreamCapture):
         return
-    completion = tap.completion() if relay.error is None else None
+    completion = tap.completion(ended=True) if relay.error is None else None
     if completion is not None:
         await state.cache.store(found, tap.target, completion, relay.cost)
     found.stored = True  # stored or not, this stream is settled

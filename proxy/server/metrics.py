@@ -30,6 +30,7 @@ from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
 from proxy.engine.state import GatewayState, RequestRecord
+from proxy.server.cache_metrics import CacheMetrics
 
 if TYPE_CHECKING:
     from proxy.server.peers import Peers
@@ -164,6 +165,8 @@ class Metrics:
         self.peers: Peers | None = None
         self.registry.register(_RequestCollector(self))
         self.registry.register(_StateCollector(state, self._cost))
+        self.cache = CacheMetrics(state)
+        self.registry.register(self.cache)
 
     @property
     def cost(self) -> dict[tuple[str, str], Decimal]:
@@ -204,6 +207,10 @@ class Metrics:
             overhead.observe(record.overhead_s)
         if record.client_disconnected:
             target.disconnects += 1
+        if record.cache is not None:
+            self.cache.observe(record)
+            if record.cache == "hit":
+                return  # no tokens used, nothing spent
         self._count_usage(record, target)
 
     def _new_series(self, model: str, provider: str, stream: bool) -> tuple[_Target, _Histogram]:

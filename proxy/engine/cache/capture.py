@@ -13,9 +13,7 @@ from typing import Any
 
 import orjson
 
-from proxy.engine.dialects import OPENAI
 from proxy.engine.route import Target
-from proxy.providers.anthropic.stream import AnthropicToOpenAIStream
 from proxy.providers.base import StreamTranslator
 from proxy.sse import Event
 
@@ -26,10 +24,7 @@ _BASE_FIELDS = ("id", "created", "model", "system_fingerprint", "service_tier")
 class StreamCapture:
     def __init__(self, target: Target, created: int) -> None:
         self.target = target  # the attempt's target: the answer is stored as its
-        wire = target.vendor.wire
-        self._translator: StreamTranslator | None = (
-            None if wire == OPENAI else AnthropicToOpenAIStream(created=created)
-        )
+        self._translator: StreamTranslator | None = target.vendor.stream_to_unified(created)
         self._base: JSON = {}
         self._choices: dict[int, _Choice] = {}
         self._usage: JSON | None = None
@@ -41,7 +36,7 @@ class StreamCapture:
         if self.complete or self.broken:
             return
         if self._translator is None and event.data == b"[DONE]":
-            self.complete = True
+            self._finish()
             return
         try:
             payload = orjson.loads(event.data)
@@ -55,8 +50,15 @@ class StreamCapture:
             return
         for _, chunk in self._translator.feed(event.name, payload):
             self.add(chunk)
-        if getattr(self._translator, "done", False) and not self.broken:
-            self.complete = True
+        if self._translator.done and not self.broken:
+            self._finish()
+
+    def _finish(self) -> None:
+        """The upstream's terminal event: fold in what its translator still owed."""
+        if self._translator is not None:
+            for _, chunk in self._translator.finish():
+                self.add(chunk)
+        self.complete = not self.broken
 
     def add(self, chunk: JSON) -> None:
         """Fold one unified ``chat.completion.chunk`` in."""
@@ -74,8 +76,12 @@ class StreamCapture:
                 acc = self._choices[index] = _Choice()
             acc.add(choice)
 
-    def completion(self) -> JSON | None:
-        """The answer, once the stream completed cleanly; else None."""
+    def completion(self, ended: bool = False) -> JSON | None:
+        """The answer, once the stream completed cleanly; else None. ``ended``: the relay saw
+        the stream end cleanly (its translator may finish before the wire's last event, and a
+        wire may end at EOF), which makes it complete unless something broke."""
+        if ended and not self.complete and not self.broken:
+            self._finish()
         if not self.complete or self.broken or not self._choices:
             return None
         out: JSON = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from proxy.engine.dialects import upstream_body
+from proxy.engine.dialects import DIALECTS
 from proxy.engine.route import Target
 
 JSON = dict[str, Any]
@@ -27,12 +27,12 @@ ANONYMOUS = b""
 """The identity every client shares when inbound auth is off."""
 
 
-def wire_body(dialect: str, body: JSON, raw: bytes, target: Target) -> JSON:
+def wire_body(dialect: str, body: JSON, target: Target) -> JSON:
     """The request as ``target``'s vendor would receive it (a GatewayError if it cannot)."""
     if dialect == target.vendor.wire:
         return {**body, "model": target.upstream_model}  # pass-through: only the model changes
-    data, _ = upstream_body(dialect, body, raw, target)
-    return orjson.loads(data)
+    wire, _ = target.vendor.request_from_unified(DIALECTS[dialect].request_to_unified(body), target)
+    return wire
 
 
 def canonical(wire: JSON) -> bytes:

@@ -46,6 +46,11 @@ class RedisStore:
         self._down_since: float | None = None
         self._retry_at = 0.0
 
+    async def warm(self) -> None:
+        """Open a first connection before the first request needs one (errors are its own)."""
+        with contextlib.suppress(*FAULTS):
+            await self._client.ping()
+
     @property
     def down(self) -> bool:
         return self._down_since is not None

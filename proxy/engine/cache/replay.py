@@ -12,7 +12,7 @@ import copy
 from decimal import Decimal
 from typing import Any
 
-from proxy.engine.dialects import OPENAI, client_response, stream_translator
+from proxy.engine.dialects import DIALECTS, OPENAI
 from proxy.engine.relay import StreamRelay
 from proxy.pricing import Price, usd_number
 from proxy.sse import DONE, encode_data
@@ -25,7 +25,7 @@ ZERO_COST = usd_number(Decimal(0))
 def response(dialect: str, completion: JSON) -> JSON:
     """The whole response in ``dialect``, its usage with ``cost`` 0."""
     unified = copy.deepcopy(completion)
-    payload = client_response(dialect, OPENAI, unified, int(unified.get("created") or 0))
+    payload = DIALECTS[dialect].response_from_unified(unified)
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         usage = payload["usage"] = {}
@@ -35,11 +35,10 @@ def response(dialect: str, completion: JSON) -> JSON:
 
 def stream(dialect: str, completion: JSON, include_usage: bool, upstream_model: str) -> bytes:
     """The whole stream in ``dialect``, as the client's bytes."""
-    created = int(completion.get("created") or 0)
     relay = StreamRelay(
         dialect=dialect,
         wire=OPENAI,
-        translator=stream_translator(dialect, OPENAI, created, upstream_model),
+        translator=DIALECTS[dialect].stream_from_unified(upstream_model),
         include_usage=include_usage,
         price=FREE,
     )

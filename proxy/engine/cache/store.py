@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -85,6 +85,7 @@ class ResponseCache:
             self._backend = MemoryStore(settings.max_bytes, self.stats)
         else:
             self._backend = RedisStore(settings, self.stats)
+            _in_background(self._backend.warm())
 
     async def close(self) -> None:
         if isinstance(self._backend, RedisStore):
@@ -107,7 +108,7 @@ class ResponseCache:
             return None
         try:
             target = resolve(snapshot, str(call.body.get("model")))
-            body = keys.wire_body(call.dialect, call.body, call.raw, target)
+            body = keys.wire_body(call.dialect, call.body, target)
         except GatewayError:
             return None
         route = keys.route(target)
@@ -176,4 +177,17 @@ def _close_later(store: RedisStore) -> None:
         loop = asyncio.get_running_loop()
     except RuntimeError:
         return  # no loop (a test swapping snapshots by hand): nothing is using it
-    loop.call_later(CLOSE_AFTER_S, lambda: loop.create_task(store.close()))
+    loop.call_later(CLOSE_AFTER_S, _in_background, store.close())
+
+
+_tasks: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    try:
+        task = asyncio.get_running_loop().create_task(work)
+    except RuntimeError:
+        work.close()  # no loop running: nothing to warm or close yet
+        return
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
