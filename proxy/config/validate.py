@@ -239,6 +239,7 @@ def _semantic_problems(
             message = f"provider {shown} is not defined under providers{_suggest(ref, providers)}"
             problems.append(lines.problem(path, message))
     problems.extend(_name_problems(models, lines))
+    problems.extend(_cache_problems(data, lines))
     problems.extend(_header_problems(providers, lines))
     problems.extend(
         lines.problem(path, "must be a finite number")
@@ -294,6 +295,14 @@ def _name_problems(models: list[tuple[str, dict[str, Any]]], lines: LineIndex) -
             elif owner[target] == name:
                 problems.append(lines.problem(path, f"model '{name}' cannot fall back to itself"))
     return problems
+
+
+def _cache_problems(data: dict[str, Any], lines: LineIndex) -> list[Problem]:
+    """The Redis backend needs to know where Redis is."""
+    cache = data.get("cache")
+    if isinstance(cache, dict) and cache.get("backend") == "redis" and not cache.get("redis_url"):
+        return [lines.problem(("cache",), "missing required key 'redis_url' (backend: redis)")]
+    return []
 
 
 def _strings(value: Any) -> list[str]:

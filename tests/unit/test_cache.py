@@ -10,7 +10,8 @@ import orjson
 import pytest
 from jsonschema import Draft202012Validator
 
-from proxy.config.build import build_snapshot
+from proxy.config.build import build_snapshot, load_snapshot
+from proxy.config.loader import ConfigError
 from proxy.engine.cache import key as keys
 from proxy.engine.cache import replay
 from proxy.engine.cache.capture import StreamCapture
@@ -308,3 +309,45 @@ def assert_valid_schema(name: str, instance: dict[str, Any]) -> None:
     schema = orjson.loads(schema_path(name).read_bytes())
     errors = list(Draft202012Validator(schema).iter_errors(instance))
     assert not errors, [e.message[:200] for e in errors[:3]]
+
+
+# --- config --------------------------------------------------------------------------------
+
+CONFIG = """\
+providers:
+  openai: {type: openai, base_url: "https://api.openai.com/v1", api_key: k}
+models:
+  gpt-4:
+    provider: openai
+    price: {input_per_1k: 0.03, output_per_1k: 0.06}
+    cache: {ttl_s: 30}
+cache:
+"""
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("  backend: redis\n", "missing required key 'redis_url' (backend: redis)"),
+        ("  backend: disk\n", "must be one of: memory, redis"),
+        ("  ttl_s: 0\n", "must be > 0"),
+        ("  redis_url: http://x\n", "must match"),
+        ("  max_byts: 5\n", "did you mean 'max_bytes'"),
+    ],
+)
+def test_config_problems(tmp_path, section, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(CONFIG + section)
+    with pytest.raises(ConfigError) as caught:
+        load_snapshot(path, {})
+    assert any(message in str(p) for p in caught.value.problems), caught.value.problems
+
+
+def test_config_redis_url_reads_the_password_from_the_environment(tmp_path):
+    path = tmp_path / "config.yaml"
+    url = "rediss://:${CACHE_PASS}@redis.cache.svc:6380/2"
+    path.write_text(CONFIG + f"  enabled: true\n  backend: redis\n  redis_url: {url}\n")
+    snap = load_snapshot(path, {"CACHE_PASS": "s3cret"})
+    assert snap.cache.backend.redis_url == "rediss://:s3cret@redis.cache.svc:6380/2"
+    assert "s3cret" not in repr(snap)
+    assert snap.cache.ttl_for("gpt-4") == 30
