@@ -293,10 +293,10 @@ def test_replay_stream_anthropic_ends_with_message_stop_and_cost_zero():
 
 @pytest.mark.parametrize("dialect", ["openai", "anthropic"])
 def test_replay_response_cost_zero_and_stored_answer_untouched(dialect):
-    original = completion()
-    payload = replay.response(dialect, original)
+    stored = Answer(completion(), "openai", "gpt-4o", "gpt-4o", Decimal("0.01")).encode(None)
+    payload = replay.response(dialect, Answer.decode(stored).completion)
     assert payload["usage"]["cost"] == 0
-    assert "cost" not in original["usage"]
+    assert "cost" not in Answer.decode(stored).completion["usage"]  # each lookup: a new copy
 
 
 def assert_valid_unified(response: dict[str, Any]) -> None:

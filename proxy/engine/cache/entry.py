@@ -28,7 +28,8 @@ class Answer:
     upstream_model: str
     cost: Decimal | None  # what it cost when it was answered; None when unknown
 
-    def encode(self, compress_min_bytes: int) -> bytes:
+    def encode(self, compress_min_bytes: int | None) -> bytes:
+        """Compact JSON, zlib-compressed when longer than ``compress_min_bytes`` (None: never)."""
         data = orjson.dumps(
             {
                 "completion": self.completion,
@@ -38,7 +39,7 @@ class Answer:
                 "cost": None if self.cost is None else str(self.cost),
             }
         )
-        if len(data) > compress_min_bytes:
+        if compress_min_bytes is not None and len(data) > compress_min_bytes:
             return _COMPRESSED + zlib.compress(data, 1)
         return data
 

@@ -8,7 +8,6 @@ sent them, at a zero price: so a replayed stream ends like a live one (``data: [
 
 from __future__ import annotations
 
-import copy
 from decimal import Decimal
 from typing import Any
 
@@ -23,9 +22,9 @@ ZERO_COST = usd_number(Decimal(0))
 
 
 def response(dialect: str, completion: JSON) -> JSON:
-    """The whole response in ``dialect``, its usage with ``cost`` 0."""
-    unified = copy.deepcopy(completion)
-    payload = DIALECTS[dialect].response_from_unified(unified)
+    """The whole response in ``dialect``, its usage with ``cost`` 0. ``completion`` is the
+    request's own copy (decoded from the store for this lookup): it may be changed."""
+    payload = DIALECTS[dialect].response_from_unified(completion)
     usage = payload.get("usage")
     if not isinstance(usage, dict):
         usage = payload["usage"] = {}

@@ -142,8 +142,11 @@ class ResponseCache:
             upstream_model=target.upstream_model,
             cost=cost,
         )
-        assert self._settings is not None
-        value = answer.encode(self._settings.compress_min_bytes)
+        settings = self._settings
+        assert settings is not None
+        # Compressed for Redis (the network and the shared server's memory); the memory
+        # backend keeps plain JSON, so a hit there never pays for zlib.
+        value = answer.encode(settings.compress_min_bytes if settings.kind != MEMORY else None)
         if not await backend.put(lookup.key, value, lookup.ttl_s, lookup.route):
             return False
         self.stats.stores += 1
