@@ -94,8 +94,9 @@ async def _replay(
     request: web.Request, call: Call, answer: Answer, record: RequestRecord, started: float
 ) -> web.StreamResponse:
     completion = answer.completion
-    usage = Usage.from_openai(completion.get("usage"))
+    usage = Usage.read_openai(completion.get("usage"))  # None: the upstream reported none
     record.status, record.usage, record.cost, record.cost_saved = 200, usage, ZERO, answer.cost
+    record.usage_missing = usage is None
     record.model, record.upstream_model = answer.model, answer.upstream_model
     record.provider = answer.provider
     out = {
@@ -112,8 +113,9 @@ async def _replay(
         out[SAVED_HEADER] = format_usd(answer.cost)
     if not call.stream:
         data = orjson.dumps(replay.response(call.dialect, completion))
-        out["x-llm-input-tokens"] = str(usage.prompt_tokens)
-        out["x-llm-output-tokens"] = str(usage.completion_tokens)
+        if usage is not None:
+            out["x-llm-input-tokens"] = str(usage.prompt_tokens)
+            out["x-llm-output-tokens"] = str(usage.completion_tokens)
         record.bytes_out = len(data)
         return web.Response(body=data, headers=out, content_type="application/json")
     include_usage = wants_usage(call.body) if call.dialect == OPENAI else True
