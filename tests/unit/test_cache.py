@@ -19,6 +19,8 @@ from proxy.engine.cache.entry import Answer, storable
 from proxy.engine.cache.memory import MemoryStore
 from proxy.engine.cache.stats import CacheStats
 from proxy.engine.route import resolve
+from proxy.engine.state import RequestRecord
+from proxy.logs import access_fields, text_line
 from proxy.resources import schema_path
 from proxy.sse import iter_events
 from tests.kit import sample, sample_bytes
@@ -351,3 +353,17 @@ def test_config_redis_url_reads_the_password_from_the_environment(tmp_path):
     assert snap.cache.backend.redis_url == "rediss://:s3cret@redis.cache.svc:6380/2"
     assert "s3cret" not in repr(snap)
     assert snap.cache.ttl_for("gpt-4") == 30
+
+
+# --- access log ----------------------------------------------------------------------------
+
+
+def test_access_log_has_the_cache_field_only_where_the_cache_applies():
+    hit = RequestRecord("req_1", "openai", "gpt-4o", False, status=200)
+    hit.cache, hit.cost_saved, hit.cost = "hit", Decimal("0.00123"), Decimal(0)
+    fields = access_fields(hit)
+    assert fields["cache"] == "hit" and fields["cost_saved_usd"] == 0.00123
+    assert fields["cost_usd"] == 0
+    assert "cache=hit" in text_line(fields)
+    plain = access_fields(RequestRecord("req_2", "openai", "gpt-4o", False, status=200))
+    assert "cache" not in plain and "cost_saved_usd" not in plain
