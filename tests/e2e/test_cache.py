@@ -301,3 +301,26 @@ def test_reload_keeps_entries_unless_the_model_is_rerouted(gateway_factory, sim)
     rerouted = ask(gateway, "survive", model="gpt-4o-mini")
     assert rerouted.headers["x-llm-cache"] == "miss"
     assert rerouted.headers["x-llm-model"] == "gpt-4o-mini-2024-07-18"
+
+
+def test_responses_dialect_translated_is_cached_native_pass_through_is_not(gateway_factory, sim):
+    gateway = gateway_factory(CACHED)
+    client = gateway.openai()
+
+    def create(model: str, **extra: Any) -> Any:
+        return client.responses.with_raw_response.create(
+            model=model, input="Say something cached.", max_output_tokens=200, **extra
+        )
+
+    first, again = create(CLAUDE), create(CLAUDE)
+    assert [first.headers["x-llm-cache"], again.headers["x-llm-cache"]] == ["miss", "hit"]
+    assert again.parse().output_text == first.parse().output_text
+    assert again.parse().usage.model_extra["cost"] == 0
+    streamed = create(CLAUDE, stream=True)
+    assert streamed.headers["x-llm-cache"] == "hit"
+    events = list(streamed.parse())
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == first.parse().output_text
+    assert len(sim.completions()) == 1
+    native = create("gpt-4o")  # passed through to OpenAI's own Responses API: not cached
+    assert "x-llm-cache" not in native.headers

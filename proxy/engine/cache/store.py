@@ -22,8 +22,10 @@ from proxy.engine.cache.entry import Answer, storable
 from proxy.engine.cache.memory import MemoryStore
 from proxy.engine.cache.redis_store import RedisStore
 from proxy.engine.cache.stats import CacheStats
+from proxy.engine.dialects import native_target
 from proxy.engine.route import Target, resolve
 from proxy.errors import GatewayError
+from proxy.providers.base import NativeDialect
 
 if TYPE_CHECKING:
     from proxy.engine.attempts import Call
@@ -96,8 +98,9 @@ class ResponseCache:
         self, call: Call, headers: Mapping[str, str], presented: list[bytes]
     ) -> Lookup | None:
         """The request's lookup (with the answer when it is a hit), or None when the cache does
-        not apply: the model is not cached, or the request cannot be translated (the attempt
-        then reports that error)."""
+        not apply: the model is not cached, the request cannot be translated (the attempt then
+        reports that error), or it passes through natively in a dialect that has no unified
+        form (a Responses API request to OpenAI)."""
         snapshot = call.snapshot
         ttl_s = snapshot.cache.ttl_for(_model_name(snapshot, call.body))
         backend = self._backend
@@ -107,7 +110,9 @@ class ResponseCache:
         if who is None:
             return None
         try:
-            target = resolve(snapshot, str(call.body.get("model")))
+            target = native_target(call.dialect, resolve(snapshot, str(call.body.get("model"))))
+            if isinstance(target.vendor, NativeDialect):
+                return None  # passed through in a dialect with no unified form to store
             body = keys.wire_body(call.dialect, call.body, target)
         except GatewayError:
             return None
