@@ -15,6 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from proxy.capabilities.model import Capabilities
+from proxy.catalog import Catalog, Entry
 from proxy.config.cache import build_cache
 from proxy.config.loader import ConfigError, Problem, read_document
 from proxy.config.snapshot import (
@@ -85,25 +87,43 @@ def _provider(name: str, raw: Data, top: Data) -> ProviderConfig:
     )
 
 
-def _model(name: str, raw: Data, provider_raw: Data, top: Data) -> ModelConfig:
+def _model(name: str, raw: Data, provider_raw: Data, top: Data, catalog: Catalog) -> ModelConfig:
     def merged(key: str) -> dict[str, Any]:
         return _section(top.get(key), provider_raw.get(key), raw.get(key))
 
     drop = raw.get("drop_unsupported_params", provider_raw.get("drop_unsupported_params", False))
-    optional = {"max_tokens": _whole(raw["max_tokens"])} if "max_tokens" in raw else {}
+    upstream = raw.get("upstream_model") or name
+    entry = catalog.lookup(provider_raw["type"], upstream, name)
+    caps = Capabilities.merged(entry.capabilities if entry else None, raw.get("capabilities"))
+    optional = _catalog_fields(raw, entry, caps)
+    if "max_tokens" in raw:
+        optional["max_tokens"] = _whole(raw["max_tokens"])
     return ModelConfig(
         name=name,
         provider=raw["provider"],
-        upstream_model=raw.get("upstream_model") or name,
-        price=_price(raw["price"]),
+        upstream_model=upstream,
         aliases=tuple(raw.get("aliases") or ()),
         retry=RetryPolicy(**merged("retry")),
         timeouts=Timeouts(**merged("timeouts")),
         fallbacks=tuple(raw.get("fallbacks") or ()),
         drop_unsupported_params=bool(drop),
-        price_date=raw["price"].get("as_of"),
+        capabilities=caps,
         **optional,
     )
+
+
+def _catalog_fields(raw: Data, entry: Entry | None, caps: Capabilities) -> dict[str, Any]:
+    """Price (the config's, else the catalog's), names and dates the catalog contributes."""
+    out: dict[str, Any] = {}
+    if "price" in raw:
+        out.update(price=_price(raw["price"]), price_date=raw["price"].get("as_of"))
+    elif entry is not None and entry.price is not None:  # validate() made sure of it
+        out.update(price=entry.price, price_date=entry.price_date, price_source="catalog")
+    if entry is not None:
+        out.update(display_name=entry.name, released=entry.released)
+    if caps.max_output_tokens is not None and "max_tokens" not in raw:
+        out["max_tokens"] = min(4096, caps.max_output_tokens)  # the default must be allowed
+    return out
 
 
 def _server(raw: Data, environ: Mapping[str, str]) -> ServerSettings:
@@ -128,8 +148,9 @@ def build_snapshot(
     """A snapshot from data that already passed :func:`validate` (``environ`` for auth tokens)."""
     providers_raw: dict[str, Data] = data["providers"]
     providers = {name: _provider(name, p, data) for name, p in providers_raw.items()}
+    catalog = Catalog()
     models = {
-        name: _model(name, m, providers_raw[m["provider"]], data)
+        name: _model(name, m, providers_raw[m["provider"]], data, catalog)
         for name, m in data["models"].items()
     }
     lookup = dict(models)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from types import MappingProxyType
 
+from proxy.capabilities.model import UNKNOWN, Capabilities
 from proxy.config.cache import CacheSettings
 from proxy.pricing import Price
 
@@ -100,6 +101,11 @@ class ModelConfig:
     max_tokens: int = 4096
     drop_unsupported_params: bool = False
     price_date: str | None = None
+    capabilities: Capabilities = UNKNOWN
+    """Catalog defaults overridden by the config; ``capabilities.max_output_tokens`` etc."""
+    price_source: str = "config"  # or "catalog" when the config gave no price
+    display_name: str | None = None
+    released: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -240,12 +240,33 @@ def _semantic_problems(
             problems.append(lines.problem(path, message))
     problems.extend(_name_problems(models, lines))
     problems.extend(_cache_problems(data, lines))
+    problems.extend(_unpriced(models, providers, lines))
     problems.extend(_header_problems(providers, lines))
     problems.extend(
         lines.problem(path, "must be a finite number")
         for path, value in walk(data)
         if isinstance(value, float) and not math.isfinite(value)  # .nan passes "minimum: 0"
     )
+    return problems
+
+
+def _unpriced(
+    models: list[tuple[str, dict[str, Any]]], providers: dict[str, Any], lines: LineIndex
+) -> list[Problem]:
+    """A model without ``price`` takes the catalog's; one the catalog cannot price is an error."""
+    unpriced = [(n, m) for n, m in models if "price" not in m and m.get("provider") in providers]
+    if not unpriced:
+        return []
+    from proxy.catalog import Catalog  # read only when some model relies on it
+
+    catalog, problems = Catalog(), []
+    for name, model in unpriced:
+        kind = providers[model["provider"]].get("type")
+        upstream = model.get("upstream_model") or name
+        entry = catalog.lookup(str(kind), str(upstream), name)
+        if entry is None or entry.price is None:
+            message = f"missing required key 'price' (the built-in catalog has no price for {name})"
+            problems.append(lines.problem(("models", name), message))
     return problems
 
 

@@ -21,6 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from proxy.capabilities.checks import adjust, refusal
+from proxy.capabilities.model import UNKNOWN
+from proxy.capabilities.needs import Needs, needs_of
 from proxy.config.snapshot import RetryPolicy, Snapshot
 from proxy.engine.backoff import asked_wait_s, backoff_s
 from proxy.engine.breaker import Breaker, Breakers, State
@@ -52,6 +55,9 @@ class Call:
     """The client asked for a shorter deadline: hitting it is not the provider's fault."""
     cache: Any = None
     """This request's proxy.engine.cache.Lookup, when the response cache applies to it."""
+    skipped: tuple[str, ...] = ()
+    """Models passed over before any attempt because they lack a capability the request needs,
+    as ``model:capability`` (the response's ``x-llm-capability-fallback``)."""
 
 
 class CallFailed(Exception):
@@ -86,18 +92,28 @@ async def run(call: Call, breakers: Breakers, once: Once[T]) -> tuple[T, Target]
     primary = resolve(call.snapshot, str(call.body.get("model")))
     last: GatewayError | None = None  # the last error an upstream gave
     fallback: GatewayError | None = None  # circuit open / deadline: only if nothing better
+    refused: GatewayError | None = None  # the primary cannot serve it: unless a fallback can
     last_target: Target | None = primary
-    for target in chain(call.snapshot, primary):
+    targets = chain(call.snapshot, primary)
+    needs = _needs(call, targets)
+    for target in targets:
         target = native_target(call.dialect, target)  # speaks the dialect as is?
         if time.monotonic() >= call.deadline:
             fallback = fallback or _deadline_error()
             break
+        lacks = refusal(target.model, needs) if needs is not None else None
+        if lacks is not None:  # before any upstream call: try the next model instead
+            capability, error = lacks
+            refused = refused or error
+            call.skipped += (f"{target.model.name}:{capability}",)
+            continue
         try:
             body, dropped = upstream_body(call.dialect, call.body, call.raw, target)
         except GatewayError as error:
             if target.model is primary.model:
                 raise CallFailed(error, target) from None
             continue  # this fallback cannot take the request; others may
+        body = adjust(body, target.vendor.wire, target.model, needs)
         call.dropped = tuple(dropped)
         try:
             return await _attempt_target(call, breakers, target, body, once), target
@@ -108,7 +124,14 @@ async def run(call: Call, breakers: Breakers, once: Once[T]) -> tuple[T, Target]
             last, last_target = error, target
             if not error.retryable:
                 break
-    raise CallFailed(last or fallback or _deadline_error(), last_target)
+    raise CallFailed(last or fallback or refused or _deadline_error(), last_target)
+
+
+def _needs(call: Call, targets: list[Target]) -> Needs | None:
+    """What the request needs, read only when some target has capabilities to check."""
+    if all(t.model.capabilities is UNKNOWN for t in targets):
+        return None
+    return needs_of(call.dialect, call.body)
 
 
 class _NoAttempt(Exception):

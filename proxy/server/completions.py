@@ -298,6 +298,7 @@ def _headers(call: Call, target: Target, record: RequestRecord, started: float) 
         "x-llm-attempts": str(call.attempts),
         "x-llm-overhead-ms": f"{record.overhead_s * 1000:.3f}",
         **cached.headers(call),
+        **({"x-llm-capability-fallback": ", ".join(call.skipped)} if call.skipped else {}),
     }
 
 

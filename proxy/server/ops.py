@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from proxy.config.snapshot import ModelConfig
 from proxy.engine import health
 from proxy.engine.state import GatewayState
 from proxy.server.keys import STATE
@@ -76,10 +77,10 @@ async def models(request: web.Request) -> web.Response:
             {
                 "type": "model",
                 "id": name,
-                "display_name": name,
-                "created_at": _iso(snapshot.loaded_at),
+                "display_name": model.display_name or name,
+                "created_at": _iso(_released(model, snapshot.loaded_at)),
             }
-            for name, _ in entries
+            for name, model in entries
         ]
         return _json(
             {
@@ -93,7 +94,13 @@ async def models(request: web.Request) -> web.Response:
         {
             "object": "list",
             "data": [
-                {"id": name, "object": "model", "created": created, "owned_by": model.provider}
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": int(_released(model, created)),
+                    "owned_by": model.provider,
+                    "capabilities": model.capabilities.known(),
+                }
                 for name, model in entries
             ],
         }
@@ -120,6 +127,16 @@ def _recent(state: GatewayState) -> dict[str, health.Health] | None:
             return None
         out[name] = result
     return out
+
+
+def _released(model: ModelConfig, default: float) -> float:
+    """The model's release date (from the catalog) as an epoch, else ``default``."""
+    if not model.released:
+        return default
+    try:
+        return datetime.fromisoformat(model.released).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return default
 
 
 def _iso(epoch: float) -> str:

@@ -154,3 +154,37 @@ def test_cost(benchmark: Any) -> None:
 
     assert benchmark(run) > 0
     _within(benchmark, REQUEST_BUDGET_US)
+
+
+CHECK_BUDGET_US = 20.0
+
+
+def _check_cases() -> dict[str, tuple[str, dict[str, Any]]]:
+    out = {name: ("openai", body) for name, body in _requests().items()}
+    for name in ("anthropic/messages.request.json", "anthropic/messages.request.tool_results.json"):
+        sample = _kit(name)
+        if sample is not None:
+            out[Path(name).stem] = ("anthropic", sample)
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(_check_cases()))
+def test_capability_checks(benchmark: Any, case: str) -> None:
+    """Issue 15: what a request needs plus the check against one model, per request."""
+    needs_of = _load("proxy.capabilities.needs", "needs_of")
+    refusal = _load("proxy.capabilities.checks", "refusal")
+    from proxy.capabilities.model import Capabilities
+    from proxy.config.snapshot import ModelConfig
+    from proxy.pricing import Price
+
+    caps = Capabilities(tools=True, vision=True, json_schema=True, streaming=True,
+                        system_prompt=True, reasoning=False, context_window=200_000,
+                        max_output_tokens=8192)  # fmt: skip
+    model = ModelConfig("m", "p", "m", Price(Decimal(1), Decimal(1)), capabilities=caps)
+    dialect, body = _check_cases()[case]
+
+    def run() -> Any:
+        return refusal(model, needs_of(dialect, body))
+
+    assert benchmark(run) is None
+    _within(benchmark, CHECK_BUDGET_US)

@@ -1,0 +1,1 @@
+"""What a model can do, what a request needs, and the pre-flight checks between the two."""
