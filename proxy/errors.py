@@ -148,6 +148,17 @@ def model_not_found(model: str) -> GatewayError:
     )
 
 
+def ambiguous_model(model: str, candidates: tuple[str, ...]) -> GatewayError:
+    names = ", ".join(f"'{name}'" for name in candidates)
+    return GatewayError(
+        ErrorType.MODEL_NOT_FOUND,
+        f"The model '{model}' is ambiguous on this gateway: it could be {names}. "
+        "Ask for one of those.",
+        param="model",
+        code="model_not_found",
+    )
+
+
 def too_large(limit: int) -> GatewayError:
     return GatewayError(
         ErrorType.INVALID_REQUEST,

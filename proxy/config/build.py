@@ -17,6 +17,7 @@ from typing import Any
 
 from proxy.capabilities.model import Capabilities
 from proxy.catalog import Catalog, Entry
+from proxy.config.aliases import implicit
 from proxy.config.cache import build_cache
 from proxy.config.loader import ConfigError, Problem, read_document
 from proxy.config.snapshot import (
@@ -156,10 +157,13 @@ def build_snapshot(
     lookup = dict(models)
     for model in models.values():
         lookup.update(dict.fromkeys(model.aliases, model))
+    extra, ambiguous = implicit(lookup)
+    lookup.update(extra)
     return Snapshot(
         providers=MappingProxyType(providers),
         models=MappingProxyType(models),
         lookup=MappingProxyType(lookup),
+        ambiguous=MappingProxyType(ambiguous),
         server=_server(_section(data.get("server")), os.environ if environ is None else environ),
         version=hashlib.sha256(raw).hexdigest()[:12],
         loaded_at=time.time(),

@@ -145,6 +145,8 @@ class Snapshot:
     source: str = ""
     warnings: tuple[str, ...] = ()
     cache: CacheSettings = field(default_factory=CacheSettings)
+    ambiguous: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    """Undated names several configured snapshots share -> those names (a 404 lists them)."""
 
     def resolve(self, name: str) -> ModelConfig | None:
         return self.lookup.get(name)

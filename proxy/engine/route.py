@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from proxy.config.snapshot import ModelConfig, ProviderConfig, Snapshot
-from proxy.errors import model_not_found
+from proxy.errors import GatewayError, ambiguous_model, model_not_found
 from proxy.providers.base import Vendor
 from proxy.providers.registry import vendor_for
 
@@ -27,9 +27,15 @@ def resolve(snapshot: Snapshot, name: str) -> Target:
     """The target for ``name``; an unknown name is a 404 before any upstream call."""
     model = snapshot.resolve(name)
     if model is None:
-        raise model_not_found(name)
+        raise not_found(snapshot, name)
     provider = snapshot.providers[model.provider]
     return Target(model, provider, vendor_for(provider.type))
+
+
+def not_found(snapshot: Snapshot, name: str) -> GatewayError:
+    """The 404 for a name that resolves to no model (listing candidates when ambiguous)."""
+    candidates = snapshot.ambiguous.get(name)
+    return ambiguous_model(name, candidates) if candidates else model_not_found(name)
 
 
 def chain(snapshot: Snapshot, primary: Target) -> list[Target]:

@@ -24,9 +24,9 @@ from proxy.engine.dialects import (
     wants_usage,
 )
 from proxy.engine.relay import StreamRelay
-from proxy.engine.route import Target
+from proxy.engine.route import Target, not_found
 from proxy.engine.state import GatewayState, RequestRecord
-from proxy.errors import ErrorType, GatewayError, invalid_request, model_not_found, too_large
+from proxy.errors import ErrorType, GatewayError, invalid_request, too_large
 from proxy.pricing import Usage, cost, format_usd, unknown_usage, usd_number
 from proxy.server import cached
 from proxy.server.gate import new_request_id
@@ -129,7 +129,7 @@ def _deadline(request: web.Request, snapshot: Any, model_name: str) -> tuple[flo
     the flag is true: hitting that deadline is not the provider's fault)."""
     model = snapshot.resolve(model_name)
     if model is None:
-        raise model_not_found(model_name)
+        raise not_found(snapshot, model_name)
     budget_ms = configured_ms = float(model.timeouts.request_ms)
     asked = request.headers.get(TIMEOUT_HEADER)
     if asked:

@@ -113,3 +113,11 @@ def test_default_max_tokens_fits_the_models_output_limit(tmp_path: Path) -> None
         "  capabilities: {max_output_tokens: 1000}\n",
     )
     assert load_snapshot(path, {}).models["small"].max_tokens == 1000
+
+
+def test_implicit_aliases_of_the_shipped_config() -> None:
+    snapshot = load_snapshot(REPO / "config.yaml", {})
+    assert snapshot.resolve("claude-3-5-haiku-latest").name == "claude-3-5-haiku-20241022"
+    assert snapshot.resolve("claude-sonnet-4-5").name == "claude-sonnet-4-5-20250929"
+    assert snapshot.resolve("gpt-4o-2024-08-06") is None  # only if the config says so
+    assert not snapshot.ambiguous
