@@ -1,4 +1,4 @@
-"""The ``llm-edge-agent`` command: serve, check, models, cost, demo."""
+"""The ``llm-edge-agent`` command: serve, check, models, cost, health, demo."""
 
 from __future__ import annotations
 
@@ -38,15 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="validate a config file")
     check.add_argument("path", nargs="?", default=None)
 
-    models = commands.add_parser("models", help="list configured models and prices")
+    models = commands.add_parser("models", help="configured models: capabilities and prices")
     models.add_argument("--config", default=None)
+    what = models.add_mutually_exclusive_group()
+    what.add_argument(
+        "--check-prices", action="store_true", help="list prices that differ from the catalog's"
+    )
+    what.add_argument("--cheapest", action="store_true", help="the cheapest model for a need")
+    models.add_argument("--provider", help="with --cheapest: a provider name or type")
+    models.add_argument(
+        "--needs", type=_capability_list, default=(), help="with --cheapest: e.g. tools,vision"
+    )
+    models.add_argument("--input", type=int, default=1000, help="with --cheapest: input tokens")
+    models.add_argument("--output", type=int, default=1000, help="with --cheapest: output tokens")
 
-    cost = commands.add_parser("cost", help="price a request")
+    cost = commands.add_parser("cost", help="price a request and explain the arithmetic")
     cost.add_argument("model")
     cost.add_argument("--input", type=int, required=True, help="input tokens")
     cost.add_argument("--output", type=int, required=True, help="output tokens")
     cost.add_argument("--cached", type=int, default=0, help="of the input, cache-read tokens")
     cost.add_argument("--config", default=None)
+
+    health = commands.add_parser("health", help="check every provider now (exit 1 on a failure)")
+    health.add_argument("--config", default=None)
 
     demo = commands.add_parser("demo", help="run offline against a simulated vendor")
     demo.add_argument("--requests", type=int, default=0, help=argparse.SUPPRESS)
@@ -55,9 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"serve": _serve, "check": _check, "models": _models, "cost": _cost, "demo": _demo}[
-        args.command
-    ]
+    handlers = {"serve": _serve, "check": _check, "models": _models, "cost": _cost}
+    handler = {**handlers, "health": _health, "demo": _demo}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -125,6 +138,8 @@ def _check(args: argparse.Namespace) -> int:
     from proxy.config.build import check
 
     problems, warnings = check(Path(args.path or _default_config()))
+    if not problems:
+        warnings += _stale_prices(Path(args.path or _default_config()))
     for line in warnings:
         print(f"warning: {line}", file=sys.stderr)
     for line in problems:
@@ -134,23 +149,75 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def _models(args: argparse.Namespace) -> int:
-    snapshot = _load(args.config)
-    rows = [("MODEL", "PROVIDER", "UPSTREAM", "IN $/1K", "OUT $/1K", "ALIASES")]
-    for model in snapshot.models.values():
-        rows.append(
-            (
-                model.name,
-                model.provider,
-                model.upstream_model,
-                str(model.price.input_per_1k),
-                str(model.price.output_per_1k),
-                ", ".join(model.aliases),
-            )
+def _stale_prices(path: Path) -> list[str]:
+    """A warning per configured price that differs from the built-in catalog's."""
+    from proxy.catalog import Catalog, report
+    from proxy.config.build import load_snapshot
+
+    differences = report.price_differences(load_snapshot(path), Catalog())
+    return [f"{path}: models.{d}; see `llm-edge-agent models --check-prices`" for d in differences]
+
+
+def _capability_list(text: str) -> tuple[str, ...]:
+    from proxy.capabilities.model import FLAGS
+
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in FLAGS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown capability {', '.join(unknown)}; known: {', '.join(FLAGS)}"
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    return names
+
+
+def _models(args: argparse.Namespace) -> int:
+    from proxy.catalog import report
+
+    snapshot = _load(args.config)
+    if args.check_prices:
+        return _check_prices(snapshot)
+    if args.cheapest:
+        return _cheapest(snapshot, args)
+    print(report.table(report.model_rows(snapshot)))
+    return 0
+
+
+def _check_prices(snapshot) -> int:
+    """Every configured price that differs from the catalog's; exit 1 when there is one."""
+    from proxy.catalog import Catalog, report
+
+    catalog = Catalog()
+    differences = report.price_differences(snapshot, catalog)
+    for difference in differences:
+        print(difference)
+    print(f"{len(differences)} configured price(s) differ from the catalog ({catalog.source})")
+    return 1 if differences else 0
+
+
+def _cheapest(snapshot, args: argparse.Namespace) -> int:
+    """The specification's cheapest_for_provider, over the configured models."""
+    from proxy.catalog import report
+    from proxy.pricing import format_usd
+
+    if min(args.input, args.output) < 0:
+        print("token counts must be >= 0", file=sys.stderr)
+        return 2
+    models = [
+        m
+        for m in snapshot.models.values()
+        if args.provider in (None, m.provider, snapshot.providers[m.provider].type)
+    ]
+    ranked = report.cheapest(
+        models, needs=args.needs, input_tokens=args.input, output_tokens=args.output
+    )
+    if not ranked:
+        print("no configured model matches", file=sys.stderr)
+        return 1
+    for model, amount in ranked[:5]:
+        print(
+            f"{model.name} ({model.provider}): ${format_usd(amount)} for "
+            f"{args.input} input + {args.output} output tokens"
+        )
     return 0
 
 
@@ -170,7 +237,30 @@ def _cost(args: argparse.Namespace) -> int:
     )
     amount: Decimal = cost(model.price, usage)
     print(format_usd(amount))
+    from proxy.catalog import Catalog, report
+
+    source = Catalog().source if model.price_source == "catalog" else None
+    print("\n".join(report.explain_cost(model, usage, source)))
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    """Each provider as ``openai: OK (123ms)`` or ``anthropic: FAIL - <error>``."""
+    from proxy.engine.health import check_all
+    from proxy.engine.state import GatewayState
+
+    snapshot = _load(args.config)
+
+    async def run() -> dict:
+        return await check_all(GatewayState(snapshot))
+
+    results = asyncio.run(run())
+    for name, health in results.items():
+        if health.healthy:
+            print(f"{name}: OK ({round(health.response_time_ms)}ms)")
+        else:
+            print(f"{name}: FAIL - {health.error}")
+    return 0 if all(h.healthy for h in results.values()) else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
