@@ -101,6 +101,24 @@ def _openai_calls(base_url: str) -> None:
         )
 
 
+def _responses_call(base_url: str) -> None:
+    """One Responses API call (what the Agents SDK and Codex CLI speak), routed to Claude."""
+    import openai
+
+    client = openai.OpenAI(
+        base_url=f"{base_url}/v1", api_key="unused-by-the-sidecar", max_retries=0
+    )
+    raw = client.responses.with_raw_response.create(
+        model="claude-3.5-sonnet",
+        instructions="You are terse.",
+        input="What does the Responses API add over Chat Completions?",
+    )
+    response = raw.parse()
+    _show("openai SDK responses.create -> claude-3.5-sonnet", response.output_text, raw.headers)
+    usage = response.usage.model_dump() if response.usage else {}
+    print(f"   {response.id} status={response.status} usage.cost={_usd(usage.get('cost'))}")
+
+
 def _anthropic_calls(base_url: str) -> None:
     import anthropic
 
@@ -142,6 +160,7 @@ def run_demo() -> int:
                 f"({len(snapshot.models)} models from the shipped config.yaml)"
             )
             _openai_calls(gateway.url)
+            _responses_call(gateway.url)
             _anthropic_calls(gateway.url)
     print("\nAll answers came through llm-edge-agent; costs use the prices in config.yaml.")
     return 0

@@ -195,3 +195,13 @@ def test_upstream_error_mid_stream_raises_in_the_sdk(gateway, sim, model):
     sim.sim.faults.push(Fault(kind="stream_error", after_events=3))
     with pytest.raises(openai.APIError):
         list(gateway.openai().responses.create(model=model, input="say: a b c d", stream=True))
+
+
+def test_the_offline_demo_shows_a_responses_call_routed_to_claude(capsys):
+    from proxy.demo import run_demo
+
+    assert run_demo() == 0
+    shown = capsys.readouterr().out
+    section = shown.split("== openai SDK responses.create -> claude-3.5-sonnet", 1)[1]
+    assert "provider=anthropic" in section.split("==", 1)[0]
+    assert "status=completed usage.cost=0.000" in section.split("==", 1)[0]
