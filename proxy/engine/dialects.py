@@ -12,7 +12,6 @@ usage). The OpenAI spokes are identities, so OpenAI <-> any vendor costs one tra
 
 from __future__ import annotations
 
-from dataclasses import replace
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
@@ -52,7 +51,7 @@ def native_target(dialect: str, target: Target) -> Target:
     if dialect == vendor.wire:
         return target
     native = getattr(vendor, "natives", _NO_NATIVES).get(dialect)
-    return target if native is None else replace(target, vendor=native)
+    return target if native is None else type(target)(target.model, target.provider, native)
 
 
 def upstream_body(dialect: str, body: JSON, raw: bytes, target: Target) -> tuple[bytes, list[str]]:

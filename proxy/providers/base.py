@@ -117,7 +117,7 @@ class Vendor(Protocol):
 class NativeDialect:
     """A client dialect a vendor's API also speaks as is (OpenAI's Responses API), seen as a
     vendor whose ``wire`` is that dialect: the hub swaps it in for a request in that dialect,
-    which then passes through to ``url(provider)`` with the vendor's own headers, error
+    which then passes through to the endpoint ``request`` builds, with the vendor's own error
     mapping and health check. A vendor declares these in an optional ``natives`` mapping
     (dialect name -> NativeDialect); one without it, or without the dialect, gets requests
     translated through the unified format as usual. Never used to translate: it exists only
@@ -128,14 +128,13 @@ class NativeDialect:
         self,
         vendor: Vendor,
         wire: str,
-        url: Callable[[ProviderConfig], str],
+        request: Callable[[ProviderConfig, bytes, bool], UpstreamRequest],
         usage: Callable[[Any], Usage | None],
     ) -> None:
-        self.vendor, self.wire, self._url, self._usage = vendor, wire, url, usage
+        self.vendor, self.wire, self._request, self._usage = vendor, wire, request, usage
 
     def chat_request(self, provider: ProviderConfig, body: bytes, stream: bool) -> UpstreamRequest:
-        own = self.vendor.chat_request(provider, body, stream)
-        return UpstreamRequest(own.method, self._url(provider), own.headers, own.body)
+        return self._request(provider, body, stream)
 
     def health_request(self, provider: ProviderConfig) -> UpstreamRequest:
         return self.vendor.health_request(provider)

@@ -224,15 +224,15 @@ def _check_message(message: Any, index: int) -> None:
                 raise invalid_request(f"'{path}' must be an object with a 'type'.", path)
 
 
-def _responses_url(provider: ProviderConfig) -> str:
-    return upstream_url(provider, "/responses")
+def _responses_request(provider: ProviderConfig, body: bytes, stream: bool) -> UpstreamRequest:
+    return UpstreamRequest("POST", upstream_url(provider, "/responses"), _headers(provider), body)
 
 
 VENDOR = OpenAIVendor()
 VENDOR.natives = MappingProxyType(
     {
         responses.NAME: NativeDialect(
-            VENDOR, responses.NAME, _responses_url, responses.usage_from_responses
+            VENDOR, responses.NAME, _responses_request, responses.usage_from_responses
         )
     }
 )

@@ -51,6 +51,18 @@ def test_canned_responses_match_the_vendor_schemas() -> None:
     assert 900 <= len(bodies.anthropic_response()) <= 1200
 
 
+def test_canned_responses_api_answer_and_request_match_the_vendor_schemas() -> None:
+    from proxy.sim.app import openapi_schema
+
+    for kind, body in (
+        ("response", bodies.openai_responses_response()),
+        ("request", bodies.requests()["small_responses.json"]),
+    ):
+        schema = json.loads((SCHEMAS / f"openai/responses.{kind}.schema.json").read_text())
+        jsonschema = pytest.importorskip("jsonschema")
+        jsonschema.Draft202012Validator(openapi_schema(schema)).validate(json.loads(body))
+
+
 def test_canned_streams_are_vendor_sse_with_50_deltas() -> None:
     chunk = _validator("openai/chat.completions.chunk.schema.json")
     events = _sse_payloads(bodies.openai_stream())

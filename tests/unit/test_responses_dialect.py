@@ -156,12 +156,14 @@ def test_truncated_answer_is_incomplete() -> None:
 
 @dataclass(frozen=True)
 class _Target:
+    model: Any
+    provider: Any
     vendor: Any
     upstream_model: str = "up"
 
 
 def test_the_hub_passes_through_to_a_vendor_that_speaks_the_dialect() -> None:
-    openai_target = native_target(RESPONSES, _Target(vendor_for("openai")))  # type: ignore[arg-type]
+    openai_target = native_target(RESPONSES, _Target(None, None, vendor_for("openai")))  # type: ignore[arg-type]
     assert openai_target.vendor.wire == RESPONSES
     body = {"model": "gpt", "input": "hi", "previous_response_id": "resp_1"}
     raw = orjson.dumps(body)
@@ -174,13 +176,13 @@ def test_the_hub_passes_through_to_a_vendor_that_speaks_the_dialect() -> None:
 
 
 def test_other_vendors_and_openai_subclasses_get_a_translation() -> None:
-    anthropic_target = _Target(vendor_for("anthropic"))
+    anthropic_target = _Target(None, None, vendor_for("anthropic"))
     assert native_target(RESPONSES, anthropic_target) is anthropic_target  # type: ignore[arg-type]
 
     class Compatible(OpenAIVendor):
         pass
 
-    compatible = _Target(Compatible())
+    compatible = _Target(None, None, Compatible())
     assert native_target(RESPONSES, compatible) is compatible  # type: ignore[arg-type]
-    openai_chat = _Target(vendor_for("openai"))
+    openai_chat = _Target(None, None, vendor_for("openai"))
     assert native_target("openai", openai_chat) is openai_chat  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ ROUTES = {
     "/stream/v1/chat/completions": ("openai_stream.sse", "text/event-stream; charset=utf-8"),
     "/stream/v1/messages": ("anthropic_stream.sse", "text/event-stream; charset=utf-8"),
     "/v1/models": ("models.json", "application/json"),
+    "/v1/responses": ("openai_responses.json", "application/json"),
 }
 
 
@@ -80,6 +81,52 @@ def openai_response() -> bytes:
         },
         "service_tier": "default",
         "system_fingerprint": "fp_07871e2ad8",
+    }
+    return (json.dumps(body, indent=2) + "\n").encode()
+
+
+def openai_responses_response() -> bytes:
+    """The same answer as a Responses API ``response`` object, pretty-printed like OpenAI's."""
+    text = {"type": "output_text", "annotations": [], "logprobs": [], "text": _text(55)}
+    body = {
+        "id": "resp_68e1c2a4b5d08190a7f3c9e2d1b4a6f70c3e5d7b9a1f2e4c",
+        "object": "response",
+        "created_at": CREATED,
+        "status": "completed",
+        "background": False,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": "You are a concise travel assistant. Answer briefly.",
+        "max_output_tokens": 256,
+        "model": OPENAI_MODEL,
+        "output": [
+            {
+                "id": "msg_68e1c2a5f0a481909b6d3e8c2a7f1b5d0c3e5d7b9a1f2e4c",
+                "type": "message",
+                "status": "completed",
+                "content": [text],
+                "role": "assistant",
+            }
+        ],
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": True,
+        "temperature": 0.2,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": {
+            "input_tokens": 61,
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "output_tokens": 55,
+            "output_tokens_details": {"reasoning_tokens": 0},
+            "total_tokens": 116,
+        },
+        "metadata": {},
     }
     return (json.dumps(body, indent=2) + "\n").encode()
 
@@ -225,6 +272,7 @@ def responses() -> dict[str, bytes]:
         "openai_stream.sse": openai_stream(),
         "anthropic_stream.sse": anthropic_stream(),
         "models.json": models_list(),
+        "openai_responses.json": openai_responses_response(),
     }
 
 
@@ -244,6 +292,17 @@ def _openai_request(model: str, **extra: object) -> dict:
         "max_tokens": 256,
         "temperature": 0.2,
         **extra,
+    }
+
+
+def _responses_request(model: str) -> dict:
+    """The ``small`` question as a Responses API request."""
+    return {
+        "model": model,
+        "instructions": "You are a concise travel assistant. Answer briefly.",
+        "input": [{"role": "user", "content": _QUESTION}],
+        "max_output_tokens": 256,
+        "temperature": 0.2,
     }
 
 
@@ -288,6 +347,7 @@ def requests() -> dict[str, bytes]:
         "stream_claude.json": _openai_request("claude-stream", **stream),
         "stream_anthropic.json": _anthropic_request(stream=True),
         "large_openai.json": large,
+        "small_responses.json": _responses_request("bench-small"),
     }
     return {name: _compact(body).encode() for name, body in bodies.items()}
 
