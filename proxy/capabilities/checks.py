@@ -26,7 +26,7 @@ _WHAT = {
     "system_prompt": ("a system prompt", "messages"),
     "reasoning": ("reasoning settings (reasoning_effort / thinking)", "reasoning_effort"),
 }
-_TOKEN_KEYS = ("max_tokens", "max_completion_tokens")
+_TOKEN_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens")  # + Responses API
 
 
 def refusal(model: ModelConfig, needs: Needs) -> tuple[str, GatewayError] | None:

@@ -125,5 +125,37 @@ def _parts(parts: Iterable[Any], needs: Needs, images: frozenset[str]) -> int:
     return chars
 
 
+# --- OpenAI Responses API -------------------------------------------------------------------
+
+_RESPONSES_IMAGES = frozenset(("input_image", "input_file"))
+
+
+def responses_needs(body: dict[str, Any]) -> Needs:
+    text = body.get("text")
+    spec = text.get("format") if isinstance(text, dict) else None
+    reasoning = body.get("reasoning")
+    instructions = body.get("instructions")
+    needs = Needs(
+        tools=bool(body.get("tools")),
+        streaming=bool(body.get("stream")),
+        reasoning=isinstance(reasoning, dict) and reasoning.get("effort") is not None,
+        json_schema=isinstance(spec, dict) and spec.get("type") == "json_schema",
+        system_prompt=bool(instructions),
+        max_tokens=_limit(body.get("max_output_tokens")),
+    )
+    given = body.get("input")
+    chars = _content(instructions, needs, _RESPONSES_IMAGES)
+    for item in given if isinstance(given, list) else ():
+        if not isinstance(item, dict):
+            continue
+        if item.get("role") in ("system", "developer"):
+            needs.system_prompt = True
+        chars += _content(item.get("content"), needs, _RESPONSES_IMAGES)
+        chars += _content(item.get("output"), needs, _RESPONSES_IMAGES)  # function_call_output
+    needs.text_chars = chars + (len(given) if isinstance(given, str) else 0)
+    return needs
+
+
 register("openai", openai_needs)
 register("anthropic", anthropic_needs)
+register("responses", responses_needs)

@@ -205,3 +205,46 @@ def test_the_offline_demo_shows_a_responses_call_routed_to_claude(capsys):
     section = shown.split("== openai SDK responses.create -> claude-3.5-sonnet", 1)[1]
     assert "provider=anthropic" in section.split("==", 1)[0]
     assert "status=completed usage.cost=0.000" in section.split("==", 1)[0]
+
+
+def _needing(capability: str) -> dict:
+    """A Responses request that needs ``capability``."""
+    image = {"type": "input_image", "image_url": IMAGE, "detail": "auto"}
+    schema = {"type": "json_schema", "name": "x", "schema": {"type": "object", "properties": {}}}
+    return {
+        "tools": {"input": "hello", "tools": [TOOL]},
+        "vision": {"input": [{"role": "user", "content": [image]}]},
+        "json_schema": {"input": "hello", "text": {"format": schema}},
+        "streaming": {"input": "hello", "stream": True},
+        "system_prompt": {"input": "hello", "instructions": "be brief"},
+        "reasoning": {"input": "hello", "reasoning": {"effort": "low"}},
+        "context_window": {"input": "many words of prompt " * 2000},
+    }[capability]
+
+
+CAPABILITIES = ["tools", "vision", "json_schema", "streaming", "system_prompt", "reasoning",
+                "context_window"]  # fmt: skip
+
+
+@pytest.mark.parametrize("model", ["limited", "limited-claude"])
+@pytest.mark.parametrize("capability", CAPABILITIES)
+def test_capabilities_refuse_responses_requests_before_any_upstream_call(
+    gateway_factory, sim, model, capability
+):
+    from tests.e2e.test_capabilities import CONFIG
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        gateway_factory(CONFIG).openai().responses.create(model=model, **_needing(capability))
+    error = caught.value
+    assert error.body["type"] == "invalid_request"
+    assert f"'{capability}'" in error.body["message"]
+    assert error.response.headers["x-llm-attempts"] == "0"
+    assert sim.completions() == []
+
+
+def test_max_output_tokens_above_the_model_limit_is_clamped_on_pass_through(gateway_factory, sim):
+    small = {"provider": "openai", "upstream_model": "gpt-4o-mini",
+             "capabilities": {"max_output_tokens": 100}}  # fmt: skip
+    gateway = gateway_factory({"models": {"small-out": small}})
+    gateway.openai().responses.create(model="small-out", input="say: hi", max_output_tokens=5000)
+    assert sim.completions()[-1].json["max_output_tokens"] == 100

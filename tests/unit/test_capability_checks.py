@@ -55,8 +55,30 @@ def test_anthropic_needs_including_nested_tool_result_images() -> None:
     assert needs.max_tokens == 9 and needs.text_chars == 3
 
 
+def test_responses_needs() -> None:
+    body = {
+        "instructions": "rules",
+        "input": [
+            {"role": "user", "content": [
+                {"type": "input_text", "text": "abcdef"},
+                {"type": "input_image", "image_url": "https://x/y.png", "detail": "auto"},
+            ]},
+            {"type": "function_call_output", "call_id": "c", "output": "xyz"},
+        ],
+        "tools": [{"type": "function", "name": "f"}],
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": {}}},
+        "stream": True,
+        "max_output_tokens": 7,
+        "reasoning": {"effort": "low"},
+    }  # fmt: skip
+    needs = needs_of("responses", body)
+    assert needs == Needs(True, True, True, True, True, True, 7, len("rules") + 6 + 3)
+    plain = needs_of("responses", {"input": "hello"})
+    assert plain is not None and plain.text_chars == 5 and not plain.system_prompt
+
+
 def test_an_unknown_dialect_checks_nothing_and_readers_are_pluggable() -> None:
-    assert needs_of("responses", {"input": "hi"}) is None
+    assert needs_of("no-such-dialect", {"input": "hi"}) is None
     register("test-dialect", lambda body: Needs(tools=True))
     assert needs_of("test-dialect", {}).tools
 
