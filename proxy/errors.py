@@ -26,6 +26,8 @@ class ErrorType(StrEnum):
     UNAUTHORIZED = "unauthorized"
     # Shutting down (issue 7): a new request during the drain; the next one goes elsewhere.
     UNAVAILABLE = "unavailable"
+    # The gateway's own spend budget or rate limit (issue 17): refused before any upstream call.
+    BUDGET_EXCEEDED = "budget_exceeded"
 
 
 STATUS: dict[ErrorType, int] = {
@@ -38,6 +40,7 @@ STATUS: dict[ErrorType, int] = {
     ErrorType.PROVIDER_ERROR: 502,
     ErrorType.UNAUTHORIZED: 401,
     ErrorType.UNAVAILABLE: 503,
+    ErrorType.BUDGET_EXCEEDED: 429,
 }
 
 # Anthropic's own error types for the same situations (its SDK maps these to exceptions).
@@ -51,6 +54,7 @@ ANTHROPIC_TYPE: dict[ErrorType, str] = {
     ErrorType.PROVIDER_ERROR: "api_error",
     ErrorType.UNAUTHORIZED: "authentication_error",
     ErrorType.UNAVAILABLE: "overloaded_error",
+    ErrorType.BUDGET_EXCEEDED: "rate_limit_error",
 }
 
 

@@ -19,6 +19,7 @@ from proxy.capabilities.model import Capabilities
 from proxy.catalog import Catalog, Entry
 from proxy.config.aliases import implicit
 from proxy.config.cache import build_cache
+from proxy.config.limits import build_limits
 from proxy.config.loader import ConfigError, Problem, read_document
 from proxy.config.snapshot import (
     AuthSettings,
@@ -159,6 +160,7 @@ def build_snapshot(
         lookup.update(dict.fromkeys(model.aliases, model))
     extra, ambiguous = implicit(lookup)
     lookup.update(extra)
+    env = os.environ if environ is None else environ
     return Snapshot(
         providers=MappingProxyType(providers),
         models=MappingProxyType(models),
@@ -170,6 +172,7 @@ def build_snapshot(
         source=source,
         warnings=tuple(warnings),
         cache=build_cache(data.get("cache"), data["models"]),
+        limits=build_limits(data.get("limits"), lookup, env),
     )
 
 

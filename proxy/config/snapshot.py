@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 from proxy.capabilities.model import UNKNOWN, Capabilities
 from proxy.config.cache import CacheSettings
+from proxy.config.limits import LimitsSettings
 from proxy.pricing import Price
 
 
@@ -147,6 +148,7 @@ class Snapshot:
     cache: CacheSettings = field(default_factory=CacheSettings)
     ambiguous: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     """Undated names several configured snapshots share -> those names (a 404 lists them)."""
+    limits: LimitsSettings = field(default_factory=LimitsSettings)
 
     def resolve(self, name: str) -> ModelConfig | None:
         return self.lookup.get(name)

@@ -19,6 +19,7 @@ import orjson
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
+from proxy.config.limits import limits_problems
 from proxy.config.loader import LineIndex, PathParts, Problem, walk
 from proxy.resources import schema_path
 
@@ -109,6 +110,7 @@ def validate(
     problems.extend(_semantic_problems(data, lines, types))
     if environ is not None:
         problems.extend(_auth_problems(data, lines, environ))
+    problems.extend(limits_problems(data, lines, environ))
     return sorted(set(problems), key=lambda p: (p.line or 0, p.path, p.message))
 
 

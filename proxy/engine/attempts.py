@@ -58,6 +58,10 @@ class Call:
     skipped: tuple[str, ...] = ()
     """Models passed over before any attempt because they lack a capability the request needs,
     as ``model:capability`` (the response's ``x-llm-capability-fallback``)."""
+    ticket: Any = None
+    """Its budgets' and rate limits' admission (proxy.engine.limits.Ticket), if any apply."""
+    excluded: frozenset[str] = frozenset()
+    """Fallback models its budgets cannot cover: the chain skips them."""
 
 
 class CallFailed(Exception):
@@ -97,6 +101,8 @@ async def run(call: Call, breakers: Breakers, once: Once[T]) -> tuple[T, Target]
     targets = chain(call.snapshot, primary)
     needs = _needs(call, targets)
     for target in targets:
+        if target.model.name in call.excluded:
+            continue
         target = native_target(call.dialect, target)  # speaks the dialect as is?
         if time.monotonic() >= call.deadline:
             fallback = fallback or _deadline_error()

@@ -16,6 +16,7 @@ from typing import Any
 from proxy.config.snapshot import Snapshot
 from proxy.engine.breaker import Breakers
 from proxy.engine.cache.store import ResponseCache
+from proxy.engine.limits import Limits
 from proxy.engine.pool import Pools
 from proxy.pricing import Usage
 
@@ -80,6 +81,7 @@ class GatewayState:
         self.in_flight = 0
         self.open_streams: set[Any] = set()  # proxy.engine.upstream.OpenStream being relayed
         self.cache = ResponseCache()
+        self.limits = Limits()  # budgets and rate limits: spend outlives snapshots (by name)
 
     @property
     def in_flight(self) -> int:
@@ -124,5 +126,6 @@ class GatewayState:
             observer(record)
 
     async def close(self) -> None:
+        await self.limits.close()
         await self.pools.close()
         await self.cache.close()

@@ -23,6 +23,7 @@ from proxy.engine.dialects import (
     stream_translator,
     wants_usage,
 )
+from proxy.engine.limits import admit_call
 from proxy.engine.relay import StreamRelay
 from proxy.engine.route import Target, not_found
 from proxy.engine.state import GatewayState, RequestRecord
@@ -78,6 +79,7 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
         hit = await cached.lookup(state, call, request, record, started)
         if hit is not None:
             return hit
+        await admit_call(state.limits, call, request.headers)  # 429 before any upstream call
         if call.stream:
             return await _stream(request, state, call, record, started)
         return await _complete(state, call, record, started)
@@ -92,6 +94,8 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
             record.status = CLIENT_CLOSED
         raise
     finally:
+        if call is not None and call.ticket is not None:
+            call.ticket.settle_later(None, None, None)  # failed: release (no-op once settled)
         state.in_flight -= 1
         record.latency_s = time.perf_counter() - started
         if call is not None:
@@ -155,6 +159,8 @@ async def _complete(
     if usage is None or not isinstance(payload.get("usage"), dict):
         payload["usage"] = unknown_usage(call.dialect)  # unknown, never a made-up zero
     payload["usage"]["cost"] = None if amount is None else usd_number(amount)
+    if call.ticket is not None:  # unknown usage: charged its reservation
+        await call.ticket.settle(target.model.name, usage, amount)
     data = orjson.dumps(payload)
     await cached.keep_response(state, call, target, reply.payload, payload, amount)
     _finish_record(record, target, 200, usage, amount, len(data))
@@ -170,6 +176,8 @@ async def _complete(
                 "x-llm-cost-usd": format_usd(amount),
             }
         )
+    if call.ticket is not None:
+        headers.update(call.ticket.headers(target.model.name))
     return web.Response(body=data, status=200, headers=headers, content_type=_JSON)
 
 
@@ -198,6 +206,8 @@ async def _stream(
     opened, target = await attempts.run(call, state.breakers, once)
     state.open_streams.add(opened)
     response = web.StreamResponse(status=200, headers=_headers(call, target, record, started))
+    if call.ticket is not None:  # remaining before this stream's charge
+        response.headers.update(call.ticket.headers(target.model.name))
     try:
         response.content_type = "text/event-stream"
         response.headers["cache-control"] = "no-cache"
@@ -222,6 +232,8 @@ async def _stream(
         state.open_streams.discard(opened)
         relay = opened.relay
         opened.close()
+        if call.ticket is not None:  # settled on what the upstream reported, else the hold
+            call.ticket.settle_later(target.model.name, relay.usage, relay.cost)
         _finish_record(record, target, 200, relay.usage, relay.cost, record.bytes_out)
         record.error_type, record.usage_missing = relay.error, relay.usage_missing
 

@@ -29,6 +29,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
+from proxy.engine.limits.report import LimitsCollector
 from proxy.engine.state import GatewayState, RequestRecord
 from proxy.server.cache_metrics import CacheMetrics
 
@@ -167,6 +168,7 @@ class Metrics:
         self.registry.register(_StateCollector(state, self._cost))
         self.cache = CacheMetrics(state)
         self.registry.register(self.cache)
+        self.registry.register(LimitsCollector(state))
 
     @property
     def cost(self) -> dict[tuple[str, str], Decimal]:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from proxy.config.snapshot import ModelConfig
 from proxy.engine import health
+from proxy.engine.limits.report import limits_status
 from proxy.engine.state import GatewayState
 from proxy.server.keys import STATE
 
@@ -36,6 +37,7 @@ async def status(request: web.Request) -> web.Response:
     state: GatewayState = request.app[STATE]
     snapshot, reload = state.snapshot, state.last_reload
     breakers = state.breakers.states()
+    limits = await limits_status(state.limits, snapshot.limits) if snapshot.limits.enabled else None
     return _json(
         {
             "config": {
@@ -63,6 +65,7 @@ async def status(request: web.Request) -> web.Response:
             "streams_open": state.streams_open,
             "draining": state.draining,
             "pid": os.getpid(),  # with --workers N, tells which worker answered
+            "limits": limits,  # budgets and rate limits (issue 17); null when none configured
         }
     )
 

@@ -1,0 +1,84 @@
+"""A request's worst case before it is sent: an input-token bound, an output bound, a cost.
+
+The hard cap is only as safe as these bounds, so each errs high, never low:
+
+* Input: the request body's length in bytes, plus ``OVERHEAD_TOKENS``, plus
+  ``URL_IMAGE_TOKENS`` for every ``"url"`` key (an image fetched by the vendor). Vendors use
+  byte-level BPE tokenizers, which emit at most one token per byte of text, and the JSON
+  around the text (keys, quotes, escapes) is longer than the chat template tokens a vendor
+  adds; inline base64 images count by their bytes, far above any vendor's image tokens. The
+  overhead covers the hidden tool-use system prompt Anthropic adds (a few hundred tokens);
+  the per-URL figure covers the largest image at gpt-4o-mini's image-token multiplier.
+* Output: the request's ``max_completion_tokens`` / ``max_tokens`` (times ``n``), else the
+  ``max_tokens`` the gateway itself sends to an Anthropic-wire model, else the model's
+  maximum output (:func:`model_max_output`).
+* Cost: input at the highest of the model's input prices (cache writes may cost more than
+  plain input) plus output at the output price, rounded up to whole nano-dollars.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, Decimal
+from typing import Any
+
+from proxy.config.snapshot import ModelConfig
+from proxy.pricing import Price
+
+NANO = 10**9
+"""Store unit: integer nano-dollars. Exact for every per-1k price with up to 6 decimals
+(tokens x price / 1000 has at most 9); a finer price is rounded up (charged, never lost).
+Lua's doubles keep integers exact to 2**53 nano-dollars, about 9 million USD per window."""
+OVERHEAD_TOKENS = 512
+URL_IMAGE_TOKENS = 50_000
+FALLBACK_MAX_OUTPUT = 65_536
+"""A model's maximum output when the config does not say: above every current model's
+(o1-mini's 65,536 is the largest among the shipped ones)."""
+_PER_TOKEN = Decimal(NANO) / 1000
+
+
+def to_nano(usd: Decimal) -> int:
+    """USD as whole nano-dollars, rounded up."""
+    return int((usd * NANO).to_integral_value(rounding=ROUND_CEILING))
+
+
+def from_nano(nano: int) -> Decimal:
+    return Decimal(nano) / NANO
+
+
+def input_bound(raw: bytes) -> int:
+    """An upper bound on the request's input tokens, from its bytes alone (no parse)."""
+    urls = raw.count(b'"url"') if b'"url"' in raw else 0
+    return len(raw) + OVERHEAD_TOKENS + urls * URL_IMAGE_TOKENS
+
+
+def model_max_output(model: ModelConfig) -> int:
+    """The model's maximum output tokens: ``capabilities.max_output_tokens`` when the config
+    has it, else :data:`FALLBACK_MAX_OUTPUT`."""
+    capabilities = getattr(model, "capabilities", None)
+    value = getattr(capabilities, "max_output_tokens", None)
+    return value if isinstance(value, int) and value > 0 else FALLBACK_MAX_OUTPUT
+
+
+def output_bound(body: dict[str, Any], model: ModelConfig, anthropic_wire: bool) -> int:
+    """The most output tokens the upstream may bill for this request."""
+    asked = body.get("max_completion_tokens")
+    if not isinstance(asked, int) or isinstance(asked, bool):
+        asked = body.get("max_tokens")
+    choices = body.get("n")
+    n = choices if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1 else 1
+    if isinstance(asked, int) and not isinstance(asked, bool) and asked >= 0:
+        return asked * n
+    if anthropic_wire:
+        return model.max_tokens  # what the gateway sends when the client gave none
+    return model_max_output(model) * n
+
+
+def worst_case_nano(price: Price, input_tokens: int, output_tokens: int) -> int:
+    """The most ``input_tokens`` in and ``output_tokens`` out can cost, in nano-dollars."""
+    top_input = max(
+        price.input_per_1k,
+        price.cache_write_per_1k or price.input_per_1k,
+        price.cache_read_per_1k or price.input_per_1k,
+    )
+    total = (input_tokens * top_input + output_tokens * price.output_per_1k) * _PER_TOKEN
+    return int(total.to_integral_value(rounding=ROUND_CEILING))

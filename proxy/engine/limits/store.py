@@ -1,0 +1,165 @@
+"""The counters behind budgets and rate limits, and the per-process store that keeps them.
+
+A counter is one (limit, window): ``spent`` (settled amount) and ``reserved`` (held by
+requests in flight, each hold expiring on its own so a crashed request frees what it held).
+Amounts are integers (nano-dollars, requests or tokens). Three kinds of admission:
+
+* ``RESERVE`` (hard budget): admit if spent + reserved + amount <= limit, then hold amount;
+* ``CHECK`` (soft budget, tokens per minute): admit while spent < limit, hold nothing;
+* ``COUNT`` (requests per minute): admit if spent + amount <= limit, then add amount.
+
+A request's counters are admitted all together or not at all. :class:`MemoryStore` does it
+on the event loop (no await inside, so atomic); the Redis store does the same in Lua.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+RESERVE, CHECK, COUNT = 0, 1, 2
+GRACE_S = 3600
+"""A counter is kept this long past the later of its window's end and its last hold's
+expiry, so a late settle still finds it (and /status can show the last window)."""
+
+
+@dataclass(slots=True)
+class Op:
+    """One counter a request is admitted against."""
+
+    key: str
+    limit: int
+    amount: int
+    kind: int
+    expires_at: float  # the window's end (epoch seconds)
+
+
+@dataclass(slots=True)
+class Admission:
+    ok: bool
+    spent: list[int]  # per op, after admission (COUNT ops include this request)
+    refused: list[int] = field(default_factory=list)  # indices of the ops that did not fit
+
+
+@dataclass(slots=True)
+class Charge:
+    """Settle one counter: release the hold of ``held`` and add ``charge`` to spent."""
+
+    key: str
+    held: int
+    charge: int
+    expires_at: float
+
+
+class Store(Protocol):
+    async def admit(
+        self, ops: list[Op], hold_id: str, hold_until: float, now: float
+    ) -> Admission: ...
+
+    async def settle(self, charges: list[Charge], hold_id: str, now: float) -> list[int]: ...
+
+    async def read(self, keys: list[str], now: float) -> list[tuple[int, int]]: ...
+
+    async def close(self) -> None: ...
+
+
+class _Counter:
+    __slots__ = ("expires_at", "holds", "next_expiry", "reserved", "spent")
+
+    def __init__(self, expires_at: float) -> None:
+        self.spent = 0
+        self.reserved = 0
+        self.holds: dict[str, tuple[int, float]] = {}
+        self.next_expiry = float("inf")
+        self.expires_at = expires_at
+
+    def purge(self, now: float) -> None:
+        """Drop holds past their expiry (their requests died without settling)."""
+        if now < self.next_expiry:
+            return
+        for hold_id, (amount, until) in list(self.holds.items()):
+            if until <= now:
+                del self.holds[hold_id]
+                self.reserved -= amount
+        self.next_expiry = min((u for _, u in self.holds.values()), default=float("inf"))
+
+
+class MemoryStore:
+    """Counters in this process: one sidecar (one worker) enforces its own limits."""
+
+    def __init__(self) -> None:
+        self._counters: dict[str, _Counter] = {}
+        self._next_sweep = 0.0
+
+    def _counter(self, key: str, expires_at: float) -> _Counter:
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = _Counter(expires_at + GRACE_S)
+        return counter
+
+    async def admit(self, ops: list[Op], hold_id: str, hold_until: float, now: float) -> Admission:
+        return self.admit_now(ops, hold_id, hold_until, now)
+
+    def admit_now(self, ops: list[Op], hold_id: str, hold_until: float, now: float) -> Admission:
+        if now >= self._next_sweep:
+            self._sweep(now)
+        counters = [self._counter(op.key, op.expires_at) for op in ops]
+        spent, refused = [], []
+        for i, (op, counter) in enumerate(zip(ops, counters, strict=True)):
+            counter.purge(now)
+            spent.append(counter.spent)
+            if not _fits(op, counter.spent, counter.reserved):
+                refused.append(i)
+        if refused:
+            return Admission(False, spent, refused)
+        for i, (op, counter) in enumerate(zip(ops, counters, strict=True)):
+            if op.kind == RESERVE and op.amount:
+                counter.reserved += op.amount
+                counter.holds[hold_id] = (op.amount, hold_until)
+                counter.next_expiry = min(counter.next_expiry, hold_until)
+                counter.expires_at = max(counter.expires_at, hold_until + GRACE_S)
+            elif op.kind == COUNT:
+                counter.spent += op.amount
+                spent[i] = counter.spent
+        return Admission(True, spent)
+
+    async def settle(self, charges: list[Charge], hold_id: str, now: float) -> list[int]:
+        return self.settle_now(charges, hold_id, now)
+
+    def settle_now(self, charges: list[Charge], hold_id: str, now: float) -> list[int]:
+        out = []
+        for item in charges:
+            counter = self._counter(item.key, item.expires_at)
+            if item.held and counter.holds.pop(hold_id, None) is not None:
+                counter.reserved -= item.held
+            counter.spent += item.charge
+            out.append(counter.spent)
+        return out
+
+    async def read(self, keys: list[str], now: float) -> list[tuple[int, int]]:
+        out = []
+        for key in keys:
+            counter = self._counters.get(key)
+            if counter is None:
+                out.append((0, 0))
+            else:
+                counter.purge(now)
+                out.append((counter.spent, counter.reserved))
+        return out
+
+    def _sweep(self, now: float) -> None:
+        """Forget counters of windows long over (at most once a minute)."""
+        self._next_sweep = now + 60
+        for key in [k for k, c in self._counters.items() if c.expires_at <= now]:
+            del self._counters[key]
+
+    async def close(self) -> None:
+        return None
+
+
+def _fits(op: Op, spent: int, reserved: int) -> bool:
+    if op.kind == RESERVE:
+        return spent + reserved + op.amount <= op.limit
+    if op.kind == CHECK:
+        return spent < op.limit
+    return spent + op.amount <= op.limit
