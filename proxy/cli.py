@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     health = commands.add_parser("health", help="check every provider now (exit 1 on a failure)")
     health.add_argument("--config", default=None)
 
+    budgets = commands.add_parser("budgets", help="budgets and rate limits of a running sidecar")
+    budgets.add_argument("--url", default=f"http://127.0.0.1:{DEFAULT_PORT}", help="its address")
+    budgets.add_argument("--token-env", default=None, help="variable holding an inbound token")
+
     demo = commands.add_parser("demo", help="run offline against a simulated vendor")
     demo.add_argument("--requests", type=int, default=0, help=argparse.SUPPRESS)
     return parser
@@ -70,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"serve": _serve, "check": _check, "models": _models, "cost": _cost}
-    handler = {**handlers, "health": _health, "demo": _demo}[args.command]
+    handler = {**handlers, "health": _health, "demo": _demo, "budgets": _budgets}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:
@@ -267,3 +271,10 @@ def _demo(args: argparse.Namespace) -> int:
     from proxy.demo import run_demo
 
     return run_demo()
+
+
+def _budgets(args: argparse.Namespace) -> int:
+    from proxy.engine.limits.cli import print_budgets
+
+    token = os.environ.get(args.token_env, "") if args.token_env else ""
+    return print_budgets(args.url, token)

@@ -119,8 +119,12 @@ class Limits:
         while True:
             live = [t for t in targets if t.model.name not in excluded]
             entries = _entries(settings, body, live, tokens, inputs, now)
-            if not entries:
-                return None
+            if not entries:  # nothing applies (any more): only the exclusions remain
+                return (
+                    Ticket(self, settings, [], [], hold_id, frozenset(excluded))
+                    if excluded
+                    else None
+                )
             ops = [e.op for e in entries]
             try:
                 admission = await self.store(settings).admit(ops, hold_id, hold_until, now)
