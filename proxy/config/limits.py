@@ -43,6 +43,8 @@ class Budget:
     period: str = "day"
     mode: str = "hard"
     scope: Scope = Scope()
+    nano: int = 0
+    """The cap in whole nano-dollars (the store's unit), rounded down: never above ``usd``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,15 +68,9 @@ class LimitsSettings:
     key_prefix: str = "llm-edge"
     budgets: tuple[Budget, ...] = ()
     rate_limits: tuple[RateLimit, ...] = ()
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.budgets or self.rate_limits)
-
-    @property
-    def token_scoped(self) -> bool:
-        """Does any limit depend on the inbound token (then the request's is hashed)?"""
-        return any(rule.scope.token_digests for rule in (*self.budgets, *self.rate_limits))
+    enabled: bool = False
+    token_scoped: bool = False
+    """Does any limit depend on the inbound token (then the request's token is hashed)?"""
 
 
 def build_limits(
@@ -99,6 +95,7 @@ def build_limits(
             period=b.get("period", "day"),
             mode=b.get("mode", "hard"),
             scope=scope(b),
+            nano=int(Decimal(str(b["usd"])) * 1_000_000_000),
         )
         for b in raw.get("budgets") or ()
     )
@@ -116,7 +113,13 @@ def build_limits(
         for k in ("backend", "redis_url", "fail_open", "redis_timeout_ms", "key_prefix")
         if k in raw
     }
-    return LimitsSettings(budgets=budgets, rate_limits=rate_limits, **options)
+    return LimitsSettings(
+        budgets=budgets,
+        rate_limits=rate_limits,
+        enabled=bool(budgets or rate_limits),
+        token_scoped=any(rule.scope.token_digests for rule in (*budgets, *rate_limits)),
+        **options,
+    )
 
 
 def limits_problems(

@@ -188,3 +188,51 @@ def test_capability_checks(benchmark: Any, case: str) -> None:
 
     assert benchmark(run) is None
     _within(benchmark, CHECK_BUDGET_US)
+
+
+def _drive(coro: Any) -> Any:
+    """Run a coroutine that never suspends (the memory store's) without an event loop."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the memory backend suspended")
+
+
+def test_limits_check_memory_backend(benchmark: Any, tmp_path: Path) -> None:
+    """Issue 17: a request's whole limits work with the memory backend (two budgets and a
+    rate limit): admission, settle, and the remaining headers; budget 30 us."""
+    import yaml
+
+    from proxy.config.build import load_snapshot
+    from proxy.engine.attempts import Call
+    from proxy.engine.limits import Limits, admit_call
+    from proxy.pricing import Usage, cost
+
+    config = {
+        "providers": {"openai": {"type": "openai", "base_url": "http://x/v1", "api_key": "k"}},
+        "models": {"gpt-4o": {"provider": "openai", "price": {
+            "input_per_1k": 0.0025, "output_per_1k": 0.01}}},
+        "limits": {
+            "budgets": [{"name": "daily", "usd": 1e9}, {"name": "gpt-4o", "usd": 1e9,
+                        "period": "hour", "models": ["gpt-4o"], "mode": "soft"}],
+            "rate_limits": [{"name": "rpm", "requests_per_minute": 10**9}],
+        },
+    }  # fmt: skip
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    snapshot = load_snapshot(path, environ={})
+    raw = bodies.requests()["small_claude.json"]
+    body = {**orjson.loads(raw), "model": "gpt-4o"}
+    price = snapshot.models["gpt-4o"].price
+    usage = Usage(prompt_tokens=120, completion_tokens=40)
+    limits, headers = Limits(), {"authorization": "Bearer x"}
+
+    def run() -> dict[str, str]:
+        call = Call("openai", body, raw, False, snapshot, "id", 0.0)
+        _drive(admit_call(limits, call, headers))
+        _drive(call.ticket.settle("gpt-4o", usage, cost(price, usage)))
+        return call.ticket.headers("gpt-4o")
+
+    assert "x-llm-budget-remaining-usd" in benchmark(run)
+    _within(benchmark, REQUEST_BUDGET_US)

@@ -45,6 +45,12 @@ def from_nano(nano: int) -> Decimal:
     return Decimal(nano) / NANO
 
 
+def usd_text(nano: int) -> str:
+    """Nano-dollars as a plain decimal string (``format_usd``'s form), without Decimal."""
+    whole, part = divmod(nano, NANO)
+    return f"{whole}.{part:09d}".rstrip("0").rstrip(".") if part else str(whole)
+
+
 def input_bound(raw: bytes) -> int:
     """An upper bound on the request's input tokens, from its bytes alone (no parse)."""
     urls = raw.count(b'"url"') if b'"url"' in raw else 0

@@ -26,19 +26,15 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from proxy.config.limits import Budget, LimitsSettings, RateLimit
+from proxy.config.limits import LimitsSettings
 from proxy.config.snapshot import Snapshot
-from proxy.engine.dialects import ANTHROPIC
-from proxy.engine.limits.estimate import (
-    from_nano,
-    input_bound,
-    output_bound,
-    to_nano,
-    worst_case_nano,
-)
+from proxy.engine.limits import plan
+from proxy.engine.limits.estimate import from_nano, input_bound
+from proxy.engine.limits.plan import USD, Entry
 from proxy.engine.limits.redis_store import RedisStore
-from proxy.engine.limits.store import CHECK, COUNT, RESERVE, MemoryStore, Op, Store
-from proxy.engine.limits.windows import iso, retry_after, window
+from proxy.engine.limits.store import MemoryStore, Store
+from proxy.engine.limits.ticket import Ticket
+from proxy.engine.limits.windows import iso, retry_after
 from proxy.engine.route import Target, chain, resolve
 from proxy.errors import ErrorType, GatewayError
 from proxy.pricing import format_usd
@@ -47,22 +43,8 @@ log = logging.getLogger("llm_edge_agent.limits")
 HOLD_MARGIN_S = 10.0
 """A hold outlives its request's deadline by this much (time to settle), then expires."""
 WARN_EVERY_S = 10.0
-USD, REQUESTS, TOKENS = "usd", "requests", "tokens"
 _ids = itertools.count()
 _ID_PREFIX = os.urandom(6).hex()
-
-
-@dataclass(slots=True)
-class Entry:
-    """One counter of one request: which limit, which targets it covers, their worst case."""
-
-    name: str
-    unit: str  # USD (nano-dollars), REQUESTS or TOKENS
-    covered: frozenset[str]  # model names of the targets this counter applies to
-    worst: dict[str, int]  # per covered model: its worst case (nano-dollars or tokens)
-    op: Op
-    mode: str = "hard"
-    period: str = "minute"
 
 
 @dataclass
@@ -81,7 +63,7 @@ class Limits:
 
     clock: Callable[[], float] = time.time
     memory: MemoryStore = field(default_factory=MemoryStore)
-    views: dict[str, View] = field(default_factory=dict)
+    views: dict[tuple[str, str], View] = field(default_factory=dict)
     unenforced: int = 0
     _redis: dict[tuple[str, int, str], RedisStore] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -107,8 +89,6 @@ class Limits:
     ) -> Any:
         """A :class:`~proxy.engine.limits.ticket.Ticket`, or None when no limit applies (or
         the store is unreachable and ``fail_open``); raises 429 ``budget_exceeded``."""
-        from proxy.engine.limits.ticket import Ticket
-
         settings = snapshot.limits
         now = self.clock()
         tokens = _token_digests(headers) if settings.token_scoped else frozenset()
@@ -118,7 +98,7 @@ class Limits:
         excluded: set[str] = set()
         while True:
             live = [t for t in targets if t.model.name not in excluded]
-            entries = _entries(settings, body, live, tokens, inputs, now)
+            entries = plan.entries(settings, body, live, tokens, inputs, now)
             if not entries:  # nothing applies (any more): only the exclusions remain
                 return (
                     Ticket(self, settings, [], [], hold_id, frozenset(excluded))
@@ -131,11 +111,11 @@ class Limits:
             except (RedisError, OSError) as exc:
                 self.unreachable(settings, exc)
                 return None
-            self._seen(entries, admission.spent)
             if admission.ok:
                 return Ticket(
                     self, settings, entries, admission.spent, hold_id, frozenset(excluded)
                 )
+            self._seen(entries, admission.spent)
             refused = [entries[i] for i in admission.refused]
             primary = targets[0].model.name
             if any(primary in e.covered for e in refused):
@@ -166,17 +146,18 @@ class Limits:
         task.add_done_callback(self._tasks.discard)
 
     def _seen(self, entries: list[Entry], spent: list[int]) -> None:
+        views = self.views
         for entry, value in zip(entries, spent, strict=True):
-            view = self.views.get(entry.name + ":" + entry.unit)
+            view = views.get((entry.name, entry.unit))
             if view is None:
-                view = self.views[entry.name + ":" + entry.unit] = View(entry.unit, entry.op.limit)
+                view = views[(entry.name, entry.unit)] = View(entry.unit, entry.op.limit)
             view.limit, view.spent = entry.op.limit, value
 
     def _refusal(
         self, refused: list[Entry], spent: list[int], entries: list[Entry], now: float
     ) -> GatewayError:
         for entry in refused:
-            self.views[entry.name + ":" + entry.unit].rejections += 1
+            self.views[(entry.name, entry.unit)].rejections += 1
         entry = max(refused, key=lambda e: e.op.expires_at)
         used = spent[entries.index(entry)]
         resets = iso(entry.op.expires_at)
@@ -224,57 +205,3 @@ def _token_digests(headers: Mapping[str, str]) -> frozenset[bytes]:
     from proxy.server.auth import presented
 
     return frozenset(hashlib.sha256(value).digest() for value in presented(headers))
-
-
-def _entries(
-    settings: LimitsSettings,
-    body: dict[str, Any],
-    targets: list[Target],
-    tokens: frozenset[bytes],
-    inputs: int,
-    now: float,
-) -> list[Entry]:
-    """The counters a request falls under, given the targets it may still end on."""
-    entries = []
-    outputs = {
-        t.model.name: output_bound(body, t.model, t.vendor.wire == ANTHROPIC) for t in targets
-    }
-    for budget in settings.budgets:
-        worst = {
-            t.model.name: worst_case_nano(t.model.price, inputs, outputs[t.model.name])
-            for t in targets
-            if budget.scope.covers(t.model.name, t.provider.name, tokens)
-        }
-        if worst:
-            entries.append(_budget_entry(budget, worst, now))
-    primary = targets[0] if targets else None
-    for rate in settings.rate_limits:
-        if primary and rate.scope.covers(primary.model.name, primary.provider.name, tokens):
-            estimate = inputs + outputs[primary.model.name]
-            entries.extend(_rate_entries(rate, primary.model.name, estimate, now))
-    return entries
-
-
-def _budget_entry(budget: Budget, worst: dict[str, int], now: float) -> Entry:
-    start, end = window(budget.period, now)
-    hard = budget.mode == "hard"
-    op = Op(
-        key=f"b:{budget.name}:{budget.period}:{start}",
-        limit=to_nano(budget.usd),
-        amount=max(worst.values()) if hard else 0,
-        kind=RESERVE if hard else CHECK,
-        expires_at=end,
-    )
-    return Entry(budget.name, USD, frozenset(worst), worst, op, budget.mode, budget.period)
-
-
-def _rate_entries(rate: RateLimit, model: str, estimate: int, now: float) -> list[Entry]:
-    start, end = window("minute", now)
-    out = []
-    if rate.requests_per_minute:
-        op = Op(f"r:{rate.name}:requests:{start}", rate.requests_per_minute, 1, COUNT, end)
-        out.append(Entry(rate.name, REQUESTS, frozenset({model}), {model: 1}, op))
-    if rate.tokens_per_minute:
-        op = Op(f"r:{rate.name}:tokens:{start}", rate.tokens_per_minute, 0, CHECK, end)
-        out.append(Entry(rate.name, TOKENS, frozenset({model}), {model: estimate}, op))
-    return out

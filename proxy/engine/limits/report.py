@@ -10,8 +10,9 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from redis.exceptions import RedisError
 
 from proxy.config.limits import LimitsSettings
-from proxy.engine.limits.estimate import from_nano, to_nano
+from proxy.engine.limits.estimate import from_nano
 from proxy.engine.limits.limiter import Limits
+from proxy.engine.limits.plan import key
 from proxy.engine.limits.windows import iso, window
 from proxy.pricing import format_usd
 
@@ -23,14 +24,16 @@ def _keys(settings: LimitsSettings, now: float) -> list[tuple[str, str, str, int
     out = []
     for b in settings.budgets:
         start, end = window(b.period, now)
-        out.append(("budget", b.name, f"b:{b.name}:{b.period}:{start}", to_nano(b.usd), end))
+        out.append(("budget", b.name, key("b", b.name, b.period, start), b.nano, end))
     start, end = window("minute", now)
     for r in settings.rate_limits:
         if r.requests_per_minute:
-            key = f"r:{r.name}:requests:{start}"
-            out.append(("requests", r.name, key, r.requests_per_minute, end))
+            name = key("r", r.name, "requests", start)
+            out.append(("requests", r.name, name, r.requests_per_minute, end))
         if r.tokens_per_minute:
-            out.append(("tokens", r.name, f"r:{r.name}:tokens:{start}", r.tokens_per_minute, end))
+            out.append(
+                ("tokens", r.name, key("r", r.name, "tokens", start), r.tokens_per_minute, end)
+            )
     return out
 
 
@@ -97,8 +100,7 @@ class LimitsCollector:
             "Requests refused with 429 budget_exceeded, per budget or rate limit.",
             labels=["limit", "unit"],
         )
-        for key, view in sorted(limits.views.items()):
-            name = key.rsplit(":", 1)[0]
+        for (name, _), view in sorted(limits.views.items()):
             if view.unit == "usd":
                 spend.add_metric([name], float(from_nano(view.spent)))
                 left.add_metric([name], float(from_nano(max(view.limit - view.spent, 0))))

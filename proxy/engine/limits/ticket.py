@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING
 from redis.exceptions import RedisError
 
 from proxy.config.limits import LimitsSettings
-from proxy.engine.limits.estimate import from_nano, to_nano
+from proxy.engine.limits.estimate import to_nano, usd_text
 from proxy.engine.limits.store import RESERVE, Charge
-from proxy.pricing import Usage, format_usd
+from proxy.pricing import Usage
 
 if TYPE_CHECKING:
-    from proxy.engine.limits.limiter import Entry, Limits
+    from proxy.engine.limits.limiter import Limits
+    from proxy.engine.limits.plan import Entry
 
 REMAINING_USD = "x-llm-budget-remaining-usd"
 REMAINING_REQUESTS = "x-ratelimit-remaining-requests"
@@ -57,7 +58,7 @@ class Ticket:
                 lowest[entry.unit] = min(lowest.get(entry.unit, left), left)
         out = {}
         for unit, left in lowest.items():
-            out[_HEADER[unit]] = format_usd(from_nano(left)) if unit == "usd" else str(left)
+            out[_HEADER[unit]] = usd_text(left) if unit == "usd" else str(left)
         return out
 
     async def settle(self, model: str | None, usage: Usage | None, cost: Decimal | None) -> None:
