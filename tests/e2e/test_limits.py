@@ -13,6 +13,7 @@ from typing import Any
 
 import anthropic
 import openai
+import orjson
 import pytest
 
 from tests.conftest import Gateway, SimHandle, wait_until
@@ -314,3 +315,37 @@ def test_status_metrics_and_cli_show_the_budgets(
     assert "daily" in out and str(5 - cost) in out and "rpm" in out
     metrics = samples(get(f"{gateway.url}/metrics").text)
     assert metrics[("llm_edge_budget_spend_usd", frozenset({("budget", "daily")}))] == float(cost)
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_without_usage_is_charged_its_reservation(
+    gateway_factory: Callable[..., Gateway], sim: SimHandle, stream: bool
+) -> None:
+    from proxy.engine.limits.estimate import from_nano, input_bound
+    from proxy.engine.limits.plan import worst_case
+    from proxy.sim.faults import Fault
+    from tests.http import post
+
+    gateway, _ = limited(gateway_factory, {"budgets": [{"name": "b", "usd": 1}]})
+    sim.sim.faults.push(Fault(kind="no_usage"))
+    raw = orjson.dumps({"model": "gpt-4", "messages": PROMPT, "max_tokens": 50, "stream": stream})
+    reply = post(f"{gateway.url}/v1/chat/completions", raw)
+    assert reply.status_code == 200 and "x-llm-cost-usd" not in reply.headers
+    price = gateway.state.snapshot.models["gpt-4"].price
+    reserved = from_nano(worst_case(price, input_bound(raw), 50))
+    wait_until(lambda: spent(gateway, "b") == reserved)  # unknown is never free
+
+
+def test_a_stream_cut_by_the_client_is_charged(
+    gateway_factory: Callable[..., Gateway], sim: SimHandle
+) -> None:
+    """Cut before the upstream's usage arrived: charged the reservation, nothing held after."""
+    sim.sim.configure(chunk_delay_ms=200, n_chunks=20)
+    gateway, _ = limited(gateway_factory, {"budgets": [{"name": "b", "usd": 1}]})
+    with gateway.anthropic().messages.with_streaming_response.create(
+        model="claude-3-haiku-20240307", messages=PROMPT, max_tokens=50, stream=True
+    ) as stream:
+        next(iter(stream.iter_bytes()))  # the first event, then the client hangs up
+    wait_until(lambda: spent(gateway, "b") > 0, timeout=10)
+    budget = status(gateway)["limits"]["budgets"][0]
+    assert budget["reserved_usd"] == "0"
