@@ -18,6 +18,7 @@ import pytest
 
 from tests.conftest import Gateway, SimHandle, wait_until
 from tests.http import get
+from tests.prom import samples
 
 NOON = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC).timestamp()
 PROMPT = [{"role": "user", "content": "Say hello to the budget."}]
@@ -99,6 +100,10 @@ def test_soft_budget_used_up_exactly_then_429_without_upstream_call(
     assert "'daily'" in error["message"]
     assert len(sim.completions()) == before  # never sent upstream
     assert spent(gateway, "daily") == cost * 3
+    metrics = samples(get(f"{gateway.url}/metrics").text)
+    rejected = ("llm_edge_limit_rejections_total", frozenset({("limit", "daily"), ("unit", "usd")}))
+    assert metrics[rejected] == 1
+    assert metrics[("llm_edge_budget_remaining_usd", frozenset({("budget", "daily")}))] == 0
 
 
 def test_hard_budget_remaining_decreases_exactly_then_refuses_anthropic(
@@ -291,7 +296,6 @@ def test_status_metrics_and_cli_show_the_budgets(
     gateway_factory: Callable[..., Gateway], capsys: pytest.CaptureFixture[str]
 ) -> None:
     from proxy.cli import main
-    from tests.prom import samples
 
     limits = {
         "budgets": [{"name": "daily", "usd": 5, "period": "day"}],
@@ -349,3 +353,31 @@ def test_a_stream_cut_by_the_client_is_charged(
     wait_until(lambda: spent(gateway, "b") > 0, timeout=10)
     budget = status(gateway)["limits"]["budgets"][0]
     assert budget["reserved_usd"] == "0"
+
+
+def test_answers_and_refusals_conform_to_the_openapi_document(
+    gateway_factory: Callable[..., Gateway],
+) -> None:
+    from tests.e2e.test_openapi_conformance import conform
+    from tests.http import post
+
+    limits = {
+        "budgets": [
+            {"name": "gpt", "usd": 0.0001, "mode": "soft", "models": ["gpt-4"]},
+            {"name": "opus", "usd": 0.0001, "mode": "soft", "models": ["claude-3-opus"]},
+        ],
+        "rate_limits": [{"name": "rpm", "requests_per_minute": 100, "tokens_per_minute": 10**6}],
+    }
+    gateway, _ = limited(gateway_factory, limits)
+    for path, body in (
+        ("/v1/chat/completions", {"model": "gpt-4", "messages": PROMPT, "max_tokens": 50}),
+        ("/v1/messages", {"model": "claude-3-opus", "messages": PROMPT, "max_tokens": 50}),
+    ):
+        answered = post(f"{gateway.url}{path}", orjson.dumps(body))
+        assert answered.status_code == 200
+        assert answered.headers["x-ratelimit-remaining-tokens"]
+        conform(path, "post", answered)
+        refused = post(f"{gateway.url}{path}", orjson.dumps(body))  # the soft cap is used up
+        assert refused.status_code == 429
+        conform(path, "post", refused)
+    conform("/status", "get", get(f"{gateway.url}/status"))

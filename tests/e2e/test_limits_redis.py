@@ -17,7 +17,8 @@ from typing import Any
 import openai
 import pytest
 
-from proxy.engine.limits.estimate import from_nano, input_bound, worst_case_nano
+from proxy.engine.limits.estimate import from_nano, input_bound
+from proxy.engine.limits.plan import worst_case
 from proxy.pricing import Price
 from proxy.sim.faults import Fault
 from tests.conftest import Gateway, Process, SimHandle, gateway_config, wait_until
@@ -73,7 +74,7 @@ def _two_sidecars(
 
 def _worst_case() -> Decimal:
     body = b'{"model":"gpt-4","messages":' + str(PROMPT).encode() + b',"max_tokens":40}'
-    return from_nano(worst_case_nano(GPT4, input_bound(body) + 64, MAX_TOKENS))
+    return from_nano(worst_case(GPT4, input_bound(body) + 64, MAX_TOKENS))
 
 
 def test_two_sidecars_never_overshoot_a_hard_cap(

@@ -21,8 +21,8 @@ from proxy.engine.limits.estimate import (
     input_bound,
     output_bound,
     to_nano,
-    worst_case_nano,
 )
+from proxy.engine.limits.plan import worst_case
 from proxy.engine.limits.redis_store import RedisStore
 from proxy.engine.limits.store import CHECK, COUNT, RESERVE, Charge, MemoryStore, Op
 from proxy.engine.limits.windows import retry_after, window
@@ -71,8 +71,8 @@ def test_output_bound_prefers_the_request_then_the_gateway_default(tmp_path: Pat
 def test_worst_case_uses_the_highest_input_price_and_rounds_up() -> None:
     price = Price(Decimal("0.003"), Decimal("0.015"), Decimal("0.0003"), Decimal("0.00375"))
     # 1000 in at the cache-write price 0.00375 + 100 out at 0.015 = 0.00525 USD.
-    assert worst_case_nano(price, 1000, 100) == 5_250_000
-    assert worst_case_nano(Price(Decimal("0.0000001"), Decimal(0)), 1, 0) == 1  # rounded up
+    assert worst_case(price, 1000, 100) == 5_250_000
+    assert worst_case(Price(Decimal("0.0000001"), Decimal(0)), 1, 0) == 1  # rounded up
     assert to_nano(Decimal("0.000000001")) == 1 and to_nano(Decimal("1.5")) == 1_500_000_000
 
 

@@ -22,7 +22,6 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from proxy.config.snapshot import ModelConfig
-from proxy.pricing import Price
 
 NANO = 10**9
 """Store unit: integer nano-dollars. Exact for every per-1k price with up to 6 decimals
@@ -33,7 +32,6 @@ URL_IMAGE_TOKENS = 50_000
 FALLBACK_MAX_OUTPUT = 65_536
 """A model's maximum output when the config does not say: above every current model's
 (o1-mini's 65,536 is the largest among the shipped ones)."""
-_PER_TOKEN = Decimal(NANO) / 1000
 
 
 def to_nano(usd: Decimal) -> int:
@@ -77,14 +75,3 @@ def output_bound(body: dict[str, Any], model: ModelConfig, anthropic_wire: bool)
     if anthropic_wire:
         return model.max_tokens  # what the gateway sends when the client gave none
     return model_max_output(model) * n
-
-
-def worst_case_nano(price: Price, input_tokens: int, output_tokens: int) -> int:
-    """The most ``input_tokens`` in and ``output_tokens`` out can cost, in nano-dollars."""
-    top_input = max(
-        price.input_per_1k,
-        price.cache_write_per_1k or price.input_per_1k,
-        price.cache_read_per_1k or price.input_per_1k,
-    )
-    total = (input_tokens * top_input + output_tokens * price.output_per_1k) * _PER_TOKEN
-    return int(total.to_integral_value(rounding=ROUND_CEILING))

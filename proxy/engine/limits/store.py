@@ -106,9 +106,16 @@ class MemoryStore:
         counters = [self._counter(op.key, op.expires_at) for op in ops]
         spent, refused = [], []
         for i, (op, counter) in enumerate(zip(ops, counters, strict=True)):
-            counter.purge(now)
-            spent.append(counter.spent)
-            if not _fits(op, counter.spent, counter.reserved):
+            if now >= counter.next_expiry:
+                counter.purge(now)
+            used = counter.spent
+            spent.append(used)
+            kind = op.kind
+            if kind == RESERVE:
+                fits = used + counter.reserved + op.amount <= op.limit
+            else:
+                fits = used < op.limit if kind == CHECK else used + op.amount <= op.limit
+            if not fits:
                 refused.append(i)
         if refused:
             return Admission(False, spent, refused)
@@ -155,11 +162,3 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
-
-
-def _fits(op: Op, spent: int, reserved: int) -> bool:
-    if op.kind == RESERVE:
-        return spent + reserved + op.amount <= op.limit
-    if op.kind == CHECK:
-        return spent < op.limit
-    return spent + op.amount <= op.limit

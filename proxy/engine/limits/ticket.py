@@ -75,9 +75,18 @@ class Ticket:
 
     async def _apply(self, model: str | None, usage: Usage | None, cost: Decimal | None) -> None:
         charges, owners = [], []
+        known = {  # what the answer cost, per unit; None = unknown: charge the worst case
+            "usd": to_nano(cost) if cost is not None and usage is not None else None,
+            "tokens": usage.total_tokens if usage is not None else None,
+            "requests": 0,  # counted at admission
+        }
         for i, entry in enumerate(self._entries):
-            held = entry.op.amount if entry.op.kind == RESERVE else 0
-            charge = _charge(entry, model, usage, cost)
+            op = entry.op
+            held = op.amount if op.kind == RESERVE else 0
+            charge = 0
+            if model is not None and model in entry.covered:
+                exact = known[entry.unit]
+                charge = exact if exact is not None else entry.worst[model]
             if held or charge:
                 charges.append(Charge(entry.op.key, held, charge, entry.op.expires_at))
                 owners.append(i)
@@ -94,14 +103,6 @@ class Ticket:
         for i, value in zip(owners, spent, strict=True):
             self._spent[i] = value
         limits._seen(self._entries, self._spent)
-
-
-def _charge(entry: Entry, model: str | None, usage: Usage | None, cost: Decimal | None) -> int:
-    if model is None or model not in entry.covered or entry.unit == "requests":
-        return 0
-    if entry.unit == "usd":
-        return to_nano(cost) if cost is not None and usage is not None else entry.worst[model]
-    return usage.total_tokens if usage is not None else entry.worst[model]
 
 
 def _open(settings: LimitsSettings) -> LimitsSettings:
