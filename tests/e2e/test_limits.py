@@ -381,3 +381,13 @@ def test_answers_and_refusals_conform_to_the_openapi_document(
         assert refused.status_code == 429
         conform(path, "post", refused)
     conform("/status", "get", get(f"{gateway.url}/status"))
+
+
+def test_responses_dialect_is_limited_too(gateway_factory: Callable[..., Gateway]) -> None:
+    gateway, _ = limited(gateway_factory, {"budgets": [{"name": "r", "usd": 1, "mode": "soft"}]})
+    client = gateway.openai()
+    raw = client.responses.with_raw_response.create(
+        model="gpt-4", input="Say hello to the budget.", max_output_tokens=50
+    )
+    assert remaining(raw) == 1 - cost_of(raw)
+    assert spent(gateway, "r") == cost_of(raw)

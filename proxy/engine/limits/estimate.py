@@ -9,9 +9,9 @@ The hard cap is only as safe as these bounds, so each errs high, never low:
   adds; inline base64 images count by their bytes, far above any vendor's image tokens. The
   overhead covers the hidden tool-use system prompt Anthropic adds (a few hundred tokens);
   the per-URL figure covers the largest image at gpt-4o-mini's image-token multiplier.
-* Output: the request's ``max_completion_tokens`` / ``max_tokens`` (times ``n``), else the
-  ``max_tokens`` the gateway itself sends to an Anthropic-wire model, else the model's
-  maximum output (:func:`model_max_output`).
+* Output: the request's ``max_completion_tokens`` / ``max_tokens`` / ``max_output_tokens``
+  (times ``n``), else the ``max_tokens`` the gateway itself sends to an Anthropic-wire model,
+  else the model's maximum output (:func:`model_max_output`).
 * Cost: input at the highest of the model's input prices (cache writes may cost more than
   plain input) plus output at the output price, rounded up to whole nano-dollars.
 """
@@ -68,6 +68,8 @@ def output_bound(body: dict[str, Any], model: ModelConfig, anthropic_wire: bool)
     asked = body.get("max_completion_tokens")
     if not isinstance(asked, int) or isinstance(asked, bool):
         asked = body.get("max_tokens")
+    if not isinstance(asked, int) or isinstance(asked, bool):
+        asked = body.get("max_output_tokens")  # the Responses API's name
     choices = body.get("n")
     n = choices if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1 else 1
     if isinstance(asked, int) and not isinstance(asked, bool) and asked >= 0:
