@@ -24,14 +24,50 @@ from proxy.sim.app import create_app as create_sim_app
 from proxy.sim.faults import kit_dir
 from proxy.sim.runner import BackgroundServer
 
-DEMO_KEYS = {"OPENAI_API_KEY": "sk-demo-openai", "ANTHROPIC_API_KEY": "sk-ant-demo"}
+DEMO_KEYS = {
+    "OPENAI_API_KEY": "sk-demo-openai",
+    "ANTHROPIC_API_KEY": "sk-ant-demo",
+    "AZURE_OPENAI_API_KEY": "demo-azure-key",
+}
+AZURE_MODEL, LOCAL_MODEL = "azure-gpt-4o", "local-llama"
 
 
-def demo_config(sim_url: str, directory: Path) -> Path:
-    """The shipped config with every provider pointed at the simulator."""
+def more_vendors(sim_url: str) -> dict[str, Any]:
+    """An Azure deployment and a keyless local model (config.yaml has them as comments), on
+    the simulator: ``providers`` and ``models`` to merge into a config."""
+    return {
+        "providers": {
+            "azure": {
+                "type": "azure_openai",
+                "base_url": sim_url,
+                "api_version": "2024-10-21",
+                "api_key": "${AZURE_OPENAI_API_KEY}",
+            },
+            "local": {"type": "openai_compatible", "base_url": f"{sim_url}/compat/v1"},
+        },
+        "models": {
+            AZURE_MODEL: {
+                "provider": "azure",
+                "upstream_model": "gpt-4o-prod",
+                "price": {"input_per_1k": 0.0025, "output_per_1k": 0.010},
+            },
+            LOCAL_MODEL: {
+                "provider": "local",
+                "upstream_model": "llama3.1:8b",
+                "price": {"input_per_1k": 0, "output_per_1k": 0},
+            },
+        },
+    }
+
+
+def demo_config(sim_url: str, directory: Path, extra: dict[str, Any] | None = None) -> Path:
+    """The shipped config with every provider pointed at the simulator (plus ``extra``'s
+    providers and models)."""
     data = yaml.safe_load(default_config_path().read_text())
     for provider in data["providers"].values():
         provider["base_url"] = f"{sim_url}/v1" if provider["type"] == "openai" else sim_url
+    for section, entries in (extra or {}).items():
+        data.setdefault(section, {}).update(entries)
     path = directory / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
@@ -69,7 +105,7 @@ def _openai_calls(base_url: str) -> None:
     client = openai.OpenAI(
         base_url=f"{base_url}/v1", api_key="unused-by-the-sidecar", max_retries=0
     )
-    for model in ("gpt-4o", "claude-3.5-sonnet"):
+    for model in ("gpt-4o", "claude-3.5-sonnet", AZURE_MODEL):
         raw = client.chat.completions.with_raw_response.create(
             model=model,
             messages=[
@@ -123,7 +159,7 @@ def _anthropic_calls(base_url: str) -> None:
     import anthropic
 
     client = anthropic.Anthropic(base_url=base_url, api_key="unused-by-the-sidecar", max_retries=0)
-    for model in ("claude-3-haiku", "gpt-4o-mini"):
+    for model in ("claude-3-haiku", "gpt-4o-mini", LOCAL_MODEL):
         raw = client.messages.with_raw_response.create(
             model=model,
             max_tokens=200,
@@ -148,12 +184,14 @@ def run_demo() -> int:
     sim = Sim(
         openai_key=DEMO_KEYS["OPENAI_API_KEY"],
         anthropic_key=DEMO_KEYS["ANTHROPIC_API_KEY"],
+        azure_key=DEMO_KEYS["AZURE_OPENAI_API_KEY"],
         extra_models=shipped_models(),
         # In a checkout the vendor kit sits beside the repo: check every request against it.
         validate=kit_dir().is_dir(),
     )
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(lambda: create_sim_app(sim)) as up:
-        snapshot = load_snapshot(demo_config(up.url, Path(tmp)), environ=DEMO_KEYS)
+        path = demo_config(up.url, Path(tmp), more_vendors(up.url))
+        snapshot = load_snapshot(path, environ=DEMO_KEYS)
         with BackgroundServer(lambda: create_app(snapshot)) as gateway:
             print(
                 f"simulated vendor on {up.url}; llm-edge-agent on {gateway.url} "

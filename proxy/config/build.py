@@ -73,7 +73,8 @@ def _provider(name: str, raw: Data, top: Data) -> ProviderConfig:
     def merged(key: str) -> dict[str, Any]:
         return _section(top.get(key), raw.get(key))
 
-    optional = {k: raw[k] for k in ("anthropic_version", "drop_unsupported_params") if k in raw}
+    keys = ("anthropic_version", "drop_unsupported_params", "api_version", "send_stream_options")
+    optional = {k: raw[k] for k in keys if k in raw}
     return ProviderConfig(
         name=name,
         type=raw["type"],
@@ -85,8 +86,20 @@ def _provider(name: str, raw: Data, top: Data) -> ProviderConfig:
         breaker=BreakerSettings(**merged("breaker")),
         health_check=HealthCheckSettings(**merged("health_check")),
         headers=MappingProxyType(dict(raw.get("headers") or {})),
+        azure_ad_token=azure_ad_token(raw),
+        azure_ad_token_file=raw.get("azure_ad_token_file") or None,
         **optional,
     )
+
+
+def azure_ad_token(raw: Data) -> str:
+    """The Entra ID token: ``azure_ad_token`` (``${VAR}``), else the mounted file's content
+    (read at every load, so a rotated token applies at the next reload)."""
+    token = str(raw.get("azure_ad_token") or "").strip()
+    path = raw.get("azure_ad_token_file")
+    if not token and path:
+        token = Path(path).read_text(encoding="utf-8").strip()  # validated readable
+    return token
 
 
 def _model(name: str, raw: Data, provider_raw: Data, top: Data, catalog: Catalog) -> ModelConfig:

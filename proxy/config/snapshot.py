@@ -81,6 +81,14 @@ class ProviderConfig:
     anthropic_version: str = "2023-06-01"
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False)
     drop_unsupported_params: bool = False
+    api_version: str | None = None
+    """azure_openai: the classic deployment URL's ``api-version``; None = the v1 API."""
+    azure_ad_token: str = field(default="", repr=False)
+    """azure_openai: a Microsoft Entra ID token (from ``${VAR}`` or ``azure_ad_token_file``)."""
+    azure_ad_token_file: str | None = None
+    """Where ``azure_ad_token`` was read from: the config watcher reloads when it changes."""
+    send_stream_options: bool = True
+    """openai_compatible: false for servers that refuse ``stream_options``."""
 
     def connection_key(self) -> tuple[object, ...]:
         """What a provider's pool depends on; unchanged key = keep the warm pool on reload."""

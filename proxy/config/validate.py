@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -118,6 +119,8 @@ def find_warnings(data: dict[str, Any], lines: LineIndex) -> list[Problem]:
     """Loadable but probably unintended: a provider without an API key."""
     warnings = []
     for name, provider in _entries(data, "providers"):
+        if provider.get("type") in _OWN_KEY_RULES:  # keyless is normal / Azure's are errors
+            continue
         if isinstance(provider.get("api_key", ""), str) and not provider.get("api_key"):
             path = ("providers", name, "api_key")
             message = "empty: this provider's models answer invalid_api_key until a key is set"
@@ -244,6 +247,7 @@ def _semantic_problems(
     problems.extend(_cache_problems(data, lines))
     problems.extend(_unpriced(models, providers, lines))
     problems.extend(_header_problems(providers, lines))
+    problems.extend(_vendor_key_problems(providers, lines))
     problems.extend(
         lines.problem(path, "must be a finite number")
         for path, value in walk(data)
@@ -282,6 +286,7 @@ def _header_problems(providers: dict[str, Any], lines: LineIndex) -> list[Proble
     fields: list[tuple[PathParts, object]] = []
     for name, provider in providers.items():
         fields.append((("providers", name, "api_key"), provider.get("api_key")))
+        fields.append((("providers", name, "azure_ad_token"), provider.get("azure_ad_token")))
         headers = provider.get("headers")
         if isinstance(headers, dict):
             fields.extend((("providers", name, "headers", k), v) for k, v in headers.items())
@@ -291,6 +296,77 @@ def _header_problems(providers: dict[str, Any], lines: LineIndex) -> list[Proble
         for path, value in fields
         if isinstance(value, str) and _CONTROL.search(value.strip())
     ]
+
+
+_OWN_KEY_RULES = ("openai_compatible", "azure_openai")
+_ONLY_FOR = {
+    "api_version": "azure_openai",
+    "azure_ad_token": "azure_openai",
+    "azure_ad_token_file": "azure_openai",
+    "send_stream_options": "openai_compatible",
+}
+_API_VERSION = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])(-preview)?$")
+_AZURE_CREDENTIALS = ("api_key", "azure_ad_token", "azure_ad_token_file")
+
+
+def _vendor_key_problems(providers: dict[str, Any], lines: LineIndex) -> list[Problem]:
+    """Keys that belong to one provider type, and what ops get wrong with Azure."""
+    problems: list[Problem] = []
+    for name, provider in providers.items():
+        kind = provider.get("type")
+        for key, owner in _ONLY_FOR.items():
+            if key in provider and isinstance(kind, str) and kind != owner:
+                message = f"only applies to type {owner} providers (this one is {kind})"
+                problems.append(lines.problem(("providers", name, key), message))
+        if kind == "azure_openai":
+            problems.extend(_azure_problems(name, provider, lines))
+    return problems
+
+
+def _azure_problems(name: str, provider: dict[str, Any], lines: LineIndex) -> list[Problem]:
+    base = ("providers", name)
+    problems: list[Problem] = []
+    given = [k for k in _AZURE_CREDENTIALS if isinstance(provider.get(k), str) and provider[k]]
+    if not given:
+        where = (*base, "api_key") if "api_key" in provider else base
+        problems.append(
+            lines.problem(
+                where,
+                "an azure_openai provider needs api_key or azure_ad_token (or "
+                "azure_ad_token_file); none is set or all are empty",
+            )
+        )
+    elif len(given) > 1:
+        message = f"set only one of {', '.join(given)}: Azure takes one credential per request"
+        problems.append(lines.problem((*base, given[1]), message))
+    version = provider.get("api_version")
+    path = (*base, "api_version")
+    if isinstance(version, str) and not _API_VERSION.match(version):
+        shown = _shown(lines, path, version)
+        problems.append(
+            lines.problem(
+                path,
+                f"malformed api_version {shown}: expected YYYY-MM-DD or YYYY-MM-DD-preview "
+                "(e.g. 2024-10-21); omit it for the v1 API",
+            )
+        )
+    token_file = provider.get("azure_ad_token_file")
+    if isinstance(token_file, str) and token_file:
+        problems.extend(_token_file_problems((*base, "azure_ad_token_file"), token_file, lines))
+    return problems
+
+
+def _token_file_problems(path: PathParts, file: str, lines: LineIndex) -> list[Problem]:
+    try:
+        content = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        return [lines.problem(path, f"cannot read the token file ({reason})")]
+    if not content.strip():
+        return [lines.problem(path, "the token file is empty")]
+    if _CONTROL.search(content.strip()):
+        return [lines.problem(path, "the token file has a line break inside the token")]
+    return []
 
 
 def _name_problems(models: list[tuple[str, dict[str, Any]]], lines: LineIndex) -> list[Problem]:

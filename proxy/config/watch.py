@@ -5,6 +5,10 @@ the original, and Kubernetes updates a ConfigMap volume by pointing its ``..data
 new timestamped directory. Both replace the file rather than write to it, so a watch on the
 file itself would go silent after the first update; a watch on its directory sees every way.
 
+Secret files the config names (``azure_ad_token_file``: a token a refresher rewrites) are watched
+the same way, and a change to one reloads the config, so the new token applies to the next
+request, as with a config edit.
+
 A reload reads, parses, interpolates and validates the whole file in a worker thread (the event
 loop keeps serving); only a complete, valid snapshot is swapped in, on the loop, in one step.
 Requests already running keep the snapshot they started with. A bad edit changes nothing: the
@@ -61,22 +65,64 @@ class Outcome:
     digest: str | None = None
     snapshot: Snapshot | None = None
     problems: tuple[str, ...] = ()
+    files_digest: str | None = None
 
 
-def load_if_changed(path: Path, known_digest: str | None) -> Outcome:
-    """Blocking: the file's snapshot, unless its bytes hash to ``known_digest`` (a no-op save,
-    a ConfigMap update that did not touch this key, a second event for the same write)."""
+def load_if_changed(
+    path: Path,
+    known_digest: str | None,
+    files: tuple[Path, ...] = (),
+    known_files: str | None = None,
+) -> Outcome:
+    """Blocking: the file's snapshot, unless its bytes hash to ``known_digest`` and the secret
+    ``files`` it names hash to ``known_files`` (a no-op save, a ConfigMap update that did not
+    touch this key, a second event for the same write)."""
     try:
         digest: str | None = _digest(path.read_bytes())
     except OSError:
         digest = None  # missing or unreadable: load_snapshot names the reason
-    if digest is not None and digest == known_digest:
-        return Outcome(changed=False, digest=digest)
+    files_now = _files_digest({str(f): _read_stripped(f) for f in files})
+    if digest is not None and digest == known_digest and files_now == (known_files or ""):
+        return Outcome(changed=False, digest=digest, files_digest=files_now)
     try:
         snapshot = load_snapshot(path)
     except ConfigError as error:
-        return Outcome(changed=True, digest=digest, problems=tuple(map(str, error.problems)))
-    return Outcome(changed=True, digest=snapshot.version, snapshot=snapshot)
+        problems = tuple(map(str, error.problems))
+        return Outcome(changed=True, digest=digest, problems=problems, files_digest=files_now)
+    current = snapshot_files_digest(snapshot)
+    return Outcome(changed=True, digest=snapshot.version, snapshot=snapshot, files_digest=current)
+
+
+def secret_files(snapshot: Snapshot) -> tuple[Path, ...]:
+    """The secret files ``snapshot`` was built from (watched beside the config)."""
+    names = {p.azure_ad_token_file for p in snapshot.providers.values() if p.azure_ad_token_file}
+    return tuple(Path(os.path.abspath(name)) for name in sorted(names))
+
+
+def snapshot_files_digest(snapshot: Snapshot) -> str:
+    """The digest of the secret files as ``snapshot`` read them (no I/O)."""
+    return _files_digest(
+        {
+            str(Path(os.path.abspath(p.azure_ad_token_file))): p.azure_ad_token
+            for p in snapshot.providers.values()
+            if p.azure_ad_token_file
+        }
+    )
+
+
+def _read_stripped(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _files_digest(contents: dict[str, str | None]) -> str:
+    """'' without files; never logged (it is derived from a secret)."""
+    if not contents:
+        return ""
+    text = "\0".join(f"{name}\0{contents[name]}" for name in sorted(contents))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _digest(raw: bytes) -> str:
@@ -92,6 +138,8 @@ class Reloader:
         # Absolute but not resolved: the path may be a symlink whose target changes.
         self.path = Path(os.path.abspath(config_path))
         self._digest: str | None = state.snapshot.version  # of the bytes last loaded or rejected
+        self._files = secret_files(state.snapshot)
+        self._files_digest: str | None = snapshot_files_digest(state.snapshot)
         self._trigger = "watch"
         self._force = False
         self._wanted = asyncio.Event()
@@ -128,17 +176,20 @@ class Reloader:
         """Load the file off the loop, then swap it in if valid. True if a snapshot was swapped."""
         known = None if force else self._digest
         try:
-            outcome = await asyncio.to_thread(load_if_changed, self.path, known)
+            outcome = await asyncio.to_thread(
+                load_if_changed, self.path, known, self._files, self._files_digest
+            )
         except Exception as exc:  # a bug, not a bad file: report it like one, keep serving
             problem = f"{self.path}: internal error while loading ({type(exc).__name__})"
             outcome = Outcome(changed=True, problems=(problem,))
         if not outcome.changed:
             log.debug("config unchanged (%s), version %s", trigger, outcome.digest)
             return False
-        self._digest = outcome.digest
+        self._digest, self._files_digest = outcome.digest, outcome.files_digest
         if outcome.snapshot is None:
             self._reject(outcome.problems, trigger)
             return False
+        self._files = secret_files(outcome.snapshot)
         self._apply(outcome.snapshot, trigger)
         return True
 
@@ -169,31 +220,53 @@ class Reloader:
             log.error("config reload rejected (%s), serving %s: %s", trigger, version, problem)
         self.state.reload_failed("\n".join(problems), source=trigger)
 
+    def _directories(self) -> tuple[Path, ...]:
+        """The config's directory and each secret file's, the config's first."""
+        return tuple(dict.fromkeys([self.path.parent, *(f.parent for f in self._files)]))
+
     async def _watch(self, stop: asyncio.Event) -> None:
-        """Request a reload after each burst of relevant events in the config's directory."""
-        for polling in (False, True):
+        """Request a reload after each burst of relevant events in the watched directories;
+        start over when a reload changes which directories those are."""
+        polling = False
+        while not stop.is_set():
+            watched = self._directories()
+            until = _Until(stop, lambda seen=watched: self._directories() != seen)
             try:
                 async for _ in awatch(
-                    self.path.parent,
+                    *watched,
                     watch_filter=self._relevant,
                     debounce=DEBOUNCE_MS,
                     step=STEP_MS,
-                    stop_event=stop,
+                    stop_event=until,
                     recursive=False,
                     force_polling=polling or None,
                     poll_delay_ms=POLL_MS,
                 ):
                     self.request("watch")
-                return
             except Exception as exc:  # e.g. the OS file watch limit: fall back to polling
                 how = "polling failed" if polling else "file notifications failed"
                 log.error("config watcher: %s (%s); SIGHUP still reloads", how, exc)
+                if polling:
+                    return
+                polling = True
 
     def _relevant(self, change: Change, path: str) -> bool:
-        """The file itself, the ConfigMap's ``..data`` swap, or anything when the file is a
-        symlink (its target may live in a sibling that just changed)."""
+        """A watched file itself, the ConfigMap's ``..data`` swap, or anything when a watched
+        file is a symlink (its target may live in a sibling that just changed)."""
         name = os.path.basename(path)
-        return name in (self.path.name, KUBERNETES_DATA) or self.path.is_symlink()
+        names = {self.path.name, KUBERNETES_DATA, *(f.name for f in self._files)}
+        return name in names or any(f.is_symlink() for f in (self.path, *self._files))
+
+
+@dataclass(frozen=True, slots=True)
+class _Until:
+    """A watch's stop event: the reloader stopping, or the watched directories changing."""
+
+    stop: asyncio.Event
+    moved: Callable[[], bool]
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or self.moved()
 
 
 def _handle_sighup(callback: Callable[[], None]) -> bool:

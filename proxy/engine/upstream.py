@@ -18,6 +18,7 @@ from proxy.engine.pool import Lease, Pools
 from proxy.engine.relay import StreamRelay
 from proxy.engine.route import Target
 from proxy.errors import ErrorType, GatewayError
+from proxy.providers.base import UpstreamRequest
 
 
 @dataclass(slots=True)
@@ -80,6 +81,17 @@ UPSTREAM_FAULTS = (TimeoutError, OSError, BadResponse)
 """What a failed exchange raises (ConnectFailed and UpstreamDisconnected are OSErrors)."""
 
 
+def vendor_request(target: Target, body: bytes, stream: bool) -> UpstreamRequest:
+    """The vendor's request; one whose URL names the model (Azure's deployment path) says so
+    with ``model_in_url`` and gets the target's upstream model."""
+    vendor = target.vendor
+    if getattr(vendor, "model_in_url", False):
+        return vendor.chat_request(  # type: ignore[call-arg]
+            target.provider, body, stream, model=target.upstream_model
+        )
+    return vendor.chat_request(target.provider, body, stream)
+
+
 def _bad_reply(message: str) -> GatewayError:
     return GatewayError(
         ErrorType.PROVIDER_ERROR, message, retryable=True, counts_against_provider=True
@@ -90,7 +102,7 @@ async def complete(
     pools: Pools, target: Target, body: bytes, request_id: str, timeout_s: float
 ) -> Reply:
     """A non-streaming attempt bounded by ``timeout_s``."""
-    req = target.vendor.chat_request(target.provider, body, stream=False)
+    req = vendor_request(target, body, stream=False)
     headers = {**req.headers, "x-request-id": request_id}
     failure: GatewayError | None = None
     with pools.lease(target.provider) as pool:
@@ -125,7 +137,7 @@ async def open_stream(
 
     ``timeout_s`` bounds the time to that first event (the stream's first-byte deadline).
     """
-    req = target.vendor.chat_request(target.provider, body, stream=True)
+    req = vendor_request(target, body, stream=True)
     headers = {**req.headers, "x-request-id": request_id, "accept": "text/event-stream"}
     lease = pools.lease(target.provider)
     pool = lease.__enter__()

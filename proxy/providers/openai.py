@@ -99,7 +99,7 @@ def _headers_for(api_key: str, extra: tuple[tuple[str, str], ...]) -> Mapping[st
     )
 
 
-def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+def error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
     """(message, type, code, param) from an OpenAI-shaped error body, tolerating garbage."""
     try:
         error = orjson.loads(body).get("error") or {}
@@ -118,7 +118,7 @@ def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]
 
 def error_from_openai(status: int, body: bytes, headers: Mapping[str, str]) -> GatewayError:
     """Map an OpenAI (or OpenAI-compatible) error response onto the contract's taxonomy."""
-    message, kind, code, param = _error_fields(body)
+    message, kind, code, param = error_fields(body)
     message = message or f"upstream answered HTTP {status}"
     # Both forms are kept on every retryable error: the attempt loop waits as they ask.
     retry_after, retry_after_ms = headers.get("retry-after"), headers.get("retry-after-ms")

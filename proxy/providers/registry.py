@@ -6,12 +6,14 @@ wire format is not OpenAI's, the translation to and from it) plus one line here.
 
 from __future__ import annotations
 
-from proxy.providers import anthropic, openai
+from proxy.providers import anthropic, azure, openai, openai_compatible
 from proxy.providers.base import Vendor
 
 VENDORS: dict[str, Vendor] = {
     "openai": openai.VENDOR,
     "anthropic": anthropic.VENDOR,
+    "azure_openai": azure.VENDOR,
+    "openai_compatible": openai_compatible.VENDOR,
 }
 
 

@@ -29,6 +29,7 @@ from proxy.engine.route import Target, not_found
 from proxy.engine.state import GatewayState, RequestRecord
 from proxy.errors import ErrorType, GatewayError, invalid_request, too_large
 from proxy.pricing import Usage, cost, format_usd, unknown_usage, usd_number
+from proxy.providers.openai_wire import repaired_response, repaired_stream
 from proxy.server import cached
 from proxy.server.gate import new_request_id
 from proxy.server.keys import STATE
@@ -153,9 +154,11 @@ async def _complete(
         return await upstream.complete(state.pools, target, body, call.request_id, remaining)
 
     reply, target = await attempts.run(call, state.breakers, once)
-    usage = target.vendor.usage(reply.payload)  # None: the upstream reported none
+    created = int(time.time())
+    upstream_payload = repaired_response(target.vendor, call.dialect, reply.payload, created)
+    usage = target.vendor.usage(upstream_payload)  # None: the upstream reported none
     amount = None if usage is None else cost(target.model.price, usage)
-    payload = client_response(call.dialect, target.vendor, reply.payload, int(time.time()))
+    payload = client_response(call.dialect, target.vendor, upstream_payload, created)
     if usage is None or not isinstance(payload.get("usage"), dict):
         payload["usage"] = unknown_usage(call.dialect)  # unknown, never a made-up zero
     payload["usage"]["cost"] = None if amount is None else usd_number(amount)
@@ -189,13 +192,12 @@ async def _stream(
 
     async def once(target: Target, body: bytes, remaining: float) -> upstream.OpenStream:
         wire = target.vendor.wire
+        translator = stream_translator(call.dialect, target.vendor, created, target.upstream_model)
         relay = StreamRelay(
             dialect=call.dialect,
             wire=wire,
             include_usage=include_usage,
-            translator=stream_translator(
-                call.dialect, target.vendor, created, target.upstream_model
-            ),
+            translator=repaired_stream(target.vendor, call.dialect, translator, created),
             price=target.model.price,
             tap=cached.capture(call, target, created),
         )

@@ -3,7 +3,9 @@
 ``/v1/chat/completions`` is OpenAI, ``/v1/messages`` is Anthropic, and ``/v1/models``
 answers in Anthropic's format when the request carries ``anthropic-version``. Point a
 gateway's providers at ``http://127.0.0.1:PORT/v1`` (openai) and ``http://127.0.0.1:PORT``
-(anthropic). Tests program faults and read records in-process through :class:`Sim`, or from
+(anthropic). ``/openai/...`` is Azure OpenAI (base_url ``http://127.0.0.1:PORT``) and
+``/compat/v1/...`` an OpenAI-compatible server (base_url ``http://127.0.0.1:PORT/compat/v1``).
+Tests program faults and read records in-process through :class:`Sim`, or from
 another process through the ``/_sim/...`` control API.
 """
 
@@ -23,7 +25,7 @@ import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from proxy.sim import anthropic, openai, openai_responses
+from proxy.sim import anthropic, azure, compat, openai, openai_responses
 from proxy.sim.faults import (
     HTML_PAGE,
     Fault,
@@ -42,6 +44,8 @@ SCHEMAS = {
     "openai": "schemas/openai/chat.completions.request.schema.json",
     "anthropic": "schemas/anthropic/messages.request.schema.json",
     openai_responses.SCHEMA: "schemas/openai/responses.request.schema.json",
+    "azure": "schemas/openai/chat.completions.request.schema.json",
+    "compat": "schemas/openai/chat.completions.request.schema.json",
 }
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 MAX_SCHEMA_ERRORS = 5
@@ -61,6 +65,15 @@ class SimConfig:
     """Pause between stream events."""
     openai_key: str | None = None
     anthropic_key: str | None = None
+    azure_key: str | None = None
+    azure_token: str | None = None
+    """An Entra ID token the fake Azure accepts as ``Authorization: Bearer`` besides the key."""
+    compat_key: str | None = None
+    """None: the OpenAI-compatible server takes any caller, like a local vLLM or Ollama."""
+    compat_usage: bool = True
+    """False: the OpenAI-compatible server never reports usage."""
+    compat_stream_options: bool = True
+    """False: it refuses a body carrying ``stream_options`` (400)."""
     extra_models: frozenset[str] = frozenset()
     """Model ids accepted besides each vendor's catalogue and any ``sim-*`` id."""
     max_records: int = 10_000
@@ -273,14 +286,21 @@ class Sim:
 
     # --- serving -------------------------------------------------------------------------------
 
-    def _vendor_key(self, vendor: ModuleType) -> str | None:
-        return self.config.openai_key if vendor.NAME == openai.NAME else self.config.anthropic_key
+    def _credentials(self, vendor: ModuleType) -> tuple[str | None, ...]:
+        config = self.config
+        if vendor is azure:
+            return config.azure_key, config.azure_token
+        return (getattr(config, f"{vendor.NAME}_key"),)
 
     def _answer(
         self, request: web.Request, vendor: ModuleType, data: Any, seq: int, fault: Fault | None
     ) -> Reply:
         config = self.config
-        denied = vendor.authorize(request.headers, self._vendor_key(vendor))
+        if vendor is azure:  # the URL is checked before the key, as Azure does
+            data, refused = azure.prepare(request, data, config.extra_models)
+            if refused is not None:
+                return refused
+        denied = vendor.authorize(request.headers, *self._credentials(vendor))
         if denied is not None:
             return denied
         if request.method == "GET":
@@ -293,6 +313,14 @@ class Sim:
                 self._update(seq, schema_errors=errors)
                 return vendor.bad_request(f"Request does not match the schema: {errors[0]}")
         n_chunks = fault.n_chunks if fault is not None and fault.n_chunks else config.n_chunks
+        if vendor is compat:
+            return compat.answer(
+                data,
+                n_chunks=n_chunks,
+                extra_models=config.extra_models,
+                usage=config.compat_usage,
+                stream_options=config.compat_stream_options,
+            )
         return vendor.answer(data, n_chunks=n_chunks, extra_models=config.extra_models)
 
     async def _serve(
@@ -400,7 +428,8 @@ def _control_routes(sim: Sim) -> list[web.RouteDef]:
     async def patch_config(request: web.Request) -> web.Response:
         try:
             changes = orjson.loads(await request.read())
-            allowed = {"validate", "n_chunks", "chunk_delay_ms"}
+            allowed = {"validate", "n_chunks", "chunk_delay_ms", "compat_usage"}
+            allowed |= {"compat_stream_options", "azure_token"}
             if not isinstance(changes, dict) or set(changes) - allowed:
                 raise ValueError(f"settable: {sorted(allowed)}")
         except (orjson.JSONDecodeError, ValueError) as exc:
@@ -437,6 +466,12 @@ def create_app(sim: Sim) -> web.Application:
         vendor = anthropic if "anthropic-version" in request.headers else openai
         return await sim.handle(request, vendor)
 
+    async def azure_route(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, azure)
+
+    async def compat_route(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, compat)
+
     async def closing(app: web.Application) -> None:
         app[CLOSING].set()
 
@@ -447,6 +482,12 @@ def create_app(sim: Sim) -> web.Application:
             web.post("/v1/messages", messages),
             web.post("/v1/responses", responses),
             web.get("/v1/models", models),
+            web.post("/openai/deployments/{deployment}/chat/completions", azure_route),
+            web.post("/openai/v1/chat/completions", azure_route),
+            web.get("/openai/models", azure_route),
+            web.get("/openai/v1/models", azure_route),
+            web.post("/compat/v1/chat/completions", compat_route),
+            web.get("/compat/v1/models", compat_route),
             *_control_routes(sim),
         ]
     )

@@ -124,10 +124,15 @@ class FaultQueue:
             return None
         with self._lock:
             for fault in self._queue:
-                if fault.path == path or (fault.path is None and path in COMPLETION_PATHS):
+                if fault.path == path or (fault.path is None and is_completion(path)):
                     self._queue.remove(fault)
                     return fault
         return None
+
+
+def is_completion(path: str) -> bool:
+    """A completion endpoint of any fake vendor (Azure's carry the deployment in the path)."""
+    return path in COMPLETION_PATHS or path.endswith("/chat/completions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,8 @@ def _fallback_body(vendor: str, status: int) -> Any:
             "error": {"type": kind, "message": message},
             "request_id": "req_sim",
         }
+    if vendor == "azure":  # {code, message}; the code is the status as a string
+        return {"error": {"code": str(status), "message": message}}
     kind = _OPENAI_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 

@@ -1,0 +1,121 @@
+"""What OpenAI-wire vendors other than OpenAI send, made into valid unified Chat Completions.
+
+Azure OpenAI and OpenAI-compatible servers (vLLM, Ollama, llama.cpp, DeepSeek, ...) speak the
+OpenAI wire, but not always to the letter (MAPPING.md §8): Azure opens a stream with a chunk
+whose ``choices`` is empty and whose ``id``/``model`` are ``""`` and ``created`` 0 (it carries
+``prompt_filter_results``); compatible servers may omit ``created``, ``object`` or even ``id``.
+These pure functions fill what is missing and keep every extra field (``prompt_filter_results``,
+``content_filter_results``, ``reasoning_content``) for OpenAI-dialect clients.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+JSON = dict[str, Any]
+Out = list[tuple[str | None, JSON]]
+
+
+def gateway_id(prefix: str = "chatcmpl-") -> str:
+    """An id for a response whose upstream gave none."""
+    return prefix + secrets.token_hex(12)
+
+
+def normalise_response(response: JSON, created: int) -> JSON:
+    """A ``chat.completion`` with the fields the OpenAI SDKs require (in place; returned)."""
+    if not response.get("id"):
+        response["id"] = gateway_id()
+    if not response.get("object"):
+        response["object"] = "chat.completion"
+    if not isinstance(response.get("created"), int) or not response["created"]:
+        response["created"] = created
+    return response
+
+
+class WireStream:
+    """An OpenAI-wire stream made valid, chunk by chunk (a :class:`StreamTranslator`).
+
+    A leading chunk with no choices and no usage (Azure's prompt-filter annotation) is held
+    until the first real chunk, then sent with that chunk's ``id``, ``created`` and ``model``:
+    it carries no content, so holding it delays nothing a client shows. Every chunk gets the
+    stream's ``id``, ``object`` and ``created`` when the upstream left them out.
+    """
+
+    def __init__(self, created: int) -> None:
+        self._created = created
+        self._id = ""
+        self._model = ""
+        self._held: list[JSON] = []
+        self._started = False
+        self.done = False
+
+    def feed(self, name: str | None, payload: JSON) -> Out:
+        if self.done:
+            return []
+        if "error" in payload:
+            self.done, self._held = True, []  # an annotation of a prompt that then failed
+            return [(None, payload)]
+        if not self._started:
+            if not payload.get("choices") and not payload.get("usage"):
+                self._held.append(payload)
+                return []
+            self._start(payload)
+        return [*self._release(), (None, self._fill(payload))]
+
+    def finish(self) -> Out:
+        self.done = True
+        if self._held and not self._started:
+            self._start({})
+        return self._release()
+
+    def _start(self, first: JSON) -> None:
+        self._started = True
+        self._id = str(first.get("id") or "") or gateway_id()
+        self._model = str(first.get("model") or "")
+        created = first.get("created")
+        if isinstance(created, int) and created:
+            self._created = created
+
+    def _release(self) -> Out:
+        held, self._held = self._held, []
+        out: Out = []
+        for chunk in held:
+            chunk.update(id=self._id, created=self._created, object="chat.completion.chunk")
+            if not chunk.get("model"):
+                chunk["model"] = self._model
+            out.append((None, chunk))
+        return out
+
+    def _fill(self, chunk: JSON) -> JSON:
+        if not chunk.get("id"):
+            chunk["id"] = self._id
+        if not chunk.get("object"):
+            chunk["object"] = "chat.completion.chunk"
+        if not isinstance(chunk.get("created"), int) or not chunk["created"]:
+            chunk["created"] = self._created
+        if "model" not in chunk:
+            chunk["model"] = self._model
+        return chunk
+
+
+# --- the hook for same-wire pass-through ----------------------------------------------------
+# An OpenAI-dialect client of an OpenAI-wire vendor is passed through, which skips the vendor's
+# wire -> unified spoke. For this wire that spoke is a repair, not a translation, so it still
+# applies; the OpenAI vendor itself has none (nothing to do, nothing spent).
+
+
+def repaired_response(vendor: Any, dialect: str, response: JSON, created: int) -> JSON:
+    """``response`` with the vendor's repairs when it is passed through unchanged."""
+    repair = getattr(vendor, "response_to_unified", None)
+    if repair is None or dialect != "openai" or vendor.wire != "openai":
+        return response
+    return repair(response, created)
+
+
+def repaired_stream(vendor: Any, dialect: str, translator: Any, created: int) -> Any:
+    """The translator for a passed-through stream: the vendor's repairs, or None."""
+    repair = getattr(vendor, "stream_to_unified", None)
+    if translator is not None or repair is None or dialect != "openai" or vendor.wire != "openai":
+        return translator
+    return repair(created)
