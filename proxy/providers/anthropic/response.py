@@ -122,6 +122,9 @@ def openai_to_anthropic_response(resp: JSON) -> JSON:
     choice = choices[0] if isinstance(choices[0], dict) else {}
     message = choice.get("message") or {}
     content: list[JSON] = []
+    thought = reasoning_text(message)
+    if thought:  # an OpenAI-compatible reasoning model's thoughts (no signature to give)
+        content.append({"type": "thinking", "thinking": thought, "signature": ""})
     text = message.get("content") or message.get("refusal")
     if isinstance(text, str) and text:
         content.append({"type": "text", "text": text})
@@ -142,6 +145,13 @@ def openai_to_anthropic_response(resp: JSON) -> JSON:
         "stop_sequence": None,
         "usage": anthropic_usage(resp.get("usage")),
     }
+
+
+def reasoning_text(message: JSON) -> str:
+    """The reasoning an OpenAI-compatible server puts beside the answer: ``reasoning_content``
+    (DeepSeek, vLLM) or ``reasoning`` (OpenRouter, newer vLLM); OpenAI itself sends neither."""
+    value = message.get("reasoning_content") or message.get("reasoning")
+    return value if isinstance(value, str) else ""
 
 
 def _tool_use(call: JSON) -> JSON:

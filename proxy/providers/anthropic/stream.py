@@ -12,7 +12,12 @@ from typing import Any
 
 from proxy.pricing import Usage, unknown_usage
 from proxy.providers.anthropic.errors import error_event_to_gateway, openai_stream_error_to_gateway
-from proxy.providers.anthropic.response import anthropic_usage, finish_reason, openai_usage
+from proxy.providers.anthropic.response import (
+    anthropic_usage,
+    finish_reason,
+    openai_usage,
+    reasoning_text,
+)
 from proxy.providers.anthropic.response import stop_reason as to_stop_reason
 
 JSON = dict[str, Any]
@@ -124,7 +129,7 @@ class OpenAIToAnthropicStream:
         self._model = model
         self._started = False
         self._open: int | None = None  # index of the open block
-        self._open_text = False
+        self._open_kind: str | None = None  # "text" or "thinking" while one of those is open
         self._next = 0
         self._tools: dict[int, int] = {}  # OpenAI tool-call index -> Anthropic block index
         self._finish: str | None = None
@@ -172,11 +177,20 @@ class OpenAIToAnthropicStream:
 
     def _delta(self, delta: JSON) -> Out:
         out: Out = []
+        thought = reasoning_text(delta)
+        if thought:
+            if self._open_kind != "thinking":
+                block = {"type": "thinking", "thinking": "", "signature": ""}
+                out += [*self._close(), self._start_block(block)]
+                self._open_kind = "thinking"
+            out.append(
+                self._block_delta({"type": "thinking_delta", "thinking": thought}, self._open)
+            )
         text = delta.get("content") or delta.get("refusal")
         if isinstance(text, str) and text:
-            if not self._open_text:
+            if self._open_kind != "text":
                 out += [*self._close(), self._start_block({"type": "text", "text": ""})]
-                self._open_text = True
+                self._open_kind = "text"
             out.append(self._block_delta({"type": "text_delta", "text": text}, self._open))
         calls = list(delta.get("tool_calls") or [])
         if isinstance(delta.get("function_call"), dict):  # legacy: one call, no id
@@ -207,7 +221,7 @@ class OpenAIToAnthropicStream:
 
     def _start_block(self, block: JSON) -> tuple[str, JSON]:
         self._open, self._next = self._next, self._next + 1
-        self._open_text = False
+        self._open_kind = None
         payload = {"type": "content_block_start", "index": self._open, "content_block": block}
         return "content_block_start", payload
 
@@ -222,7 +236,7 @@ class OpenAIToAnthropicStream:
     def _close(self) -> Out:
         if self._open is None:
             return []
-        index, self._open, self._open_text = self._open, None, False
+        index, self._open, self._open_kind = self._open, None, None
         return [("content_block_stop", {"type": "content_block_stop", "index": index})]
 
     def _end(self) -> Out:
