@@ -31,6 +31,7 @@ FILTER_COMPLETION = "sim-filter-completion"
 DEFAULT_MODEL = "gpt-4o-2024-11-20"
 DEPLOYMENTS: dict[str, str] = {"gpt-4o-prod": DEFAULT_MODEL, "gpt-4o-mini-eu": "gpt-4o-mini"}
 """Deployment -> model; any ``sim-*`` deployment, or one named after a model, also exists."""
+FIRST_VERSION = "2023-05-15"
 _API_VERSION = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}(-preview)?$")
 _SAFE = {"filtered": False, "severity": "safe"}
 PROMPT_FILTER = [
@@ -96,13 +97,18 @@ def deployment_of(request: web.Request, data: Any) -> tuple[str | None, Reply | 
     """The deployment a request names (path or body), or the error Azure gives instead."""
     if request.path.startswith("/openai/deployments/"):
         version = request.query.get("api-version", "")
-        if not _API_VERSION.match(version):
+        if not known_version(version):
             return None, resource_not_found()  # what Azure says to a missing/unknown version
         return request.match_info.get("deployment", ""), None
     if "api-version" in request.query and request.query["api-version"] not in ("preview",):
         return None, bad_request("api-version is not supported on the v1 API.", "api-version")
     model = data.get("model") if isinstance(data, dict) else None
     return (model if isinstance(model, str) else None), None
+
+
+def known_version(version: str) -> bool:
+    """Well formed and not older than the first GA version (2023-05-15)."""
+    return bool(_API_VERSION.match(version)) and version[:10] >= FIRST_VERSION
 
 
 def models_reply(extra_models: frozenset[str]) -> Reply:
@@ -114,7 +120,7 @@ def prepare(request: web.Request, data: Any, extra: frozenset[str]) -> tuple[Any
     which the classic URL does not need in the body), or Azure's own error."""
     if request.method == "GET":  # the models list: only the classic one needs a version
         classic = request.path == "/openai/models"
-        valid = _API_VERSION.match(request.query.get("api-version", ""))
+        valid = known_version(request.query.get("api-version", ""))
         return data, resource_not_found() if classic and not valid else None
     deployment, refused = deployment_of(request, data)
     if refused is not None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from proxy.demo import more_vendors
 from proxy.pricing import Price, Usage, cost, format_usd
-from tests.conftest import CLIENT_KEY, SimHandle
+from tests.conftest import CLIENT_KEY, SimHandle, deep_merge
 
 AZURE_KEY = "azure-test-key-0123456789"
 AZURE_TOKEN = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9.entra-test-token"
@@ -91,10 +91,7 @@ def overrides(sim_url: str, extra: dict[str, Any] | None = None) -> dict[str, An
             "price": _price(AZURE),
         },
     }
-    out: dict[str, Any] = {"providers": providers, "models": models}
-    for key, value in (extra or {}).items():
-        out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else value
-    return out
+    return deep_merge({"providers": providers, "models": models}, extra or {})
 
 
 def configure_sim(sim: SimHandle, **changes: Any) -> None:
