@@ -164,8 +164,11 @@ def test_a_rotated_token_file_applies_at_the_reload_it_triggers(
     token_file.write_text(AZURE_TOKEN + "\n")
     configure_sim(sim)
     provider = {"type": "azure_openai", "base_url": sim.url, "azure_ad_token_file": str(token_file)}
-    model = {"provider": "azure_file", "upstream_model": "gpt-4o-prod", "price": {
-        "input_per_1k": 0.0025, "output_per_1k": 0.01}}  # fmt: skip
+    model = {
+        "provider": "azure_file",
+        "upstream_model": "gpt-4o-prod",
+        "price": {"input_per_1k": 0.0025, "output_per_1k": 0.01},
+    }
     extra = {"providers": {"azure_file": provider}, "models": {"azure-file": model}}
     gw = gateway_factory(overrides(sim.url, extra), environ=ENVIRON)
     task = start_live(gw)

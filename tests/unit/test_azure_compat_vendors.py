@@ -1,0 +1,224 @@
+"""azure_openai and openai_compatible as pure functions: URLs, auth headers, Azure's errors on
+the taxonomy (the kit's samples), and the repairs of what OpenAI-wire servers leave out."""
+
+from __future__ import annotations
+
+import copy
+from types import MappingProxyType
+
+import orjson
+import pytest
+
+from proxy.config.snapshot import ProviderConfig
+from proxy.errors import ErrorType
+from proxy.providers.anthropic.response import openai_to_anthropic_response
+from proxy.providers.anthropic.stream import OpenAIToAnthropicStream
+from proxy.providers.azure import VENDOR as AZURE
+from proxy.providers.azure import chat_url
+from proxy.providers.openai_compatible import VENDOR as COMPAT
+from proxy.providers.openai_compatible import without_stream_options
+from proxy.providers.openai_wire import WireStream, normalise_response, repaired_stream
+from proxy.sim.faults import kit_dir
+
+KIT = kit_dir() / "samples"
+
+
+def azure(**changes) -> ProviderConfig:
+    base = ProviderConfig("azure", "azure_openai", "https://contoso.openai.azure.com")
+    fields = {"api_key": "k", "api_version": "2024-10-21", **changes}
+    return ProviderConfig(**{**{f: getattr(base, f) for f in base.__slots__}, **fields})
+
+
+def compat(**changes) -> ProviderConfig:
+    return ProviderConfig("local", "openai_compatible", "http://127.0.0.1:8000/v1", **changes)
+
+
+def sample(path: str):
+    return orjson.loads((KIT / path).read_bytes())
+
+
+def test_classic_and_v1_urls_match_the_kit_samples():
+    classic = sample("azure/chat.request.deployments.http.json")["url"].split("azure.com")[1]
+    v1 = sample("azure/chat.request.v1.http.json")["url"].split("azure.com")[1]
+    assert chat_url(azure(), "gpt-4o-prod").endswith(classic)
+    assert chat_url(azure(api_version=None), "gpt-4o-prod").endswith(v1)
+    assert "/deployments/a%2Fb/" in chat_url(azure(), "a/b")  # a name cannot escape the path
+    req = AZURE.chat_request(azure(), b"{}", stream=False, model="gpt-4o-prod")
+    assert req.url == "https://contoso.openai.azure.com" + classic
+    health = AZURE.health_request(azure()).url
+    assert health.endswith("/openai/models?api-version=2024-10-21")
+    assert AZURE.health_request(azure(api_version=None)).url.endswith("/openai/v1/models")
+
+
+def test_azure_sends_one_credential_and_configured_headers_cannot_replace_it():
+    extra = MappingProxyType({"api-key": "evil", "Authorization": "evil", "x-ms-client": "c"})
+    keyed = AZURE.chat_request(azure(headers=extra), b"{}", False, model="d").headers
+    assert keyed == {"x-ms-client": "c", "api-key": "k", "content-type": "application/json"}
+    token = AZURE.chat_request(azure(api_key="", azure_ad_token="T"), b"{}", False, model="d")
+    assert token.headers["authorization"] == "Bearer T" and "api-key" not in token.headers
+
+
+def test_compatible_server_auth_and_the_stream_options_switch():
+    assert "authorization" not in COMPAT.chat_request(compat(), b"{}", True).headers
+    keyed = COMPAT.chat_request(compat(api_key="s"), b"{}", True)
+    assert keyed.headers["authorization"] == "Bearer s"
+    assert keyed.url == "http://127.0.0.1:8000/v1/chat/completions"
+    assert COMPAT.health_request(compat()).url == "http://127.0.0.1:8000/v1/models"
+    body = orjson.dumps({"model": "m", "stream": True, "stream_options": {"include_usage": True}})
+    assert COMPAT.chat_request(compat(), body, True).body == body
+    stripped = COMPAT.chat_request(compat(send_stream_options=False), body, True).body
+    assert orjson.loads(stripped) == {"model": "m", "stream": True}
+    plain = b'{"model":"m","messages":[{"role":"user","content":"\\"stream_options\\""}]}'
+    assert without_stream_options(plain) is plain  # mentioned only inside a string
+
+
+def test_azure_errors_on_the_taxonomy():
+    filtered = sample("azure/errors/400-content_filter.json")
+    error = AZURE.error_from_upstream(400, orjson.dumps(filtered["body"]), {})
+    assert error.type is ErrorType.INVALID_REQUEST and error.code == "content_filter"
+    assert error.message.startswith("Azure OpenAI's content filter refused the prompt")
+    assert not error.retryable
+    missing = {"error": {"code": "DeploymentNotFound", "message": "The API deployment ..."}}
+    error = AZURE.error_from_upstream(404, orjson.dumps(missing), {})
+    assert error.type is ErrorType.MODEL_NOT_FOUND
+    bare = orjson.dumps({"error": {"code": "404", "message": "Resource not found"}})
+    error = AZURE.error_from_upstream(404, bare, {})
+    assert error.type is ErrorType.PROVIDER_ERROR and "api_version" in error.message
+    limited = orjson.dumps({"error": {"code": "429", "message": "Please retry after 6 seconds."}})
+    error = AZURE.error_from_upstream(429, limited, {"retry-after": "6"})
+    assert error.type is ErrorType.RATE_LIMIT_EXCEEDED and error.retryable
+    assert error.retry_after == "6"
+    denied = orjson.dumps({"error": {"code": "401", "message": "Access denied"}})
+    assert AZURE.error_from_upstream(401, denied, {}).type is ErrorType.INVALID_API_KEY
+    assert AZURE.error_from_upstream(403, b"", {}).type is ErrorType.INVALID_API_KEY
+    assert AZURE.error_from_upstream(500, b"<html>", {}).retryable
+
+
+def test_the_azure_response_sample_needs_no_repair_and_translates_for_anthropic():
+    response = sample("azure/chat.response.json")
+    assert normalise_response(copy.deepcopy(response), 1) == response
+    message = openai_to_anthropic_response(response)
+    assert message["content"] == [
+        {"type": "text", "text": response["choices"][0]["message"]["content"]}
+    ]
+    assert message["stop_reason"] == "end_turn" and "prompt_filter_results" not in message
+    response["choices"][0]["finish_reason"] = "content_filter"
+    assert openai_to_anthropic_response(response)["stop_reason"] == "refusal"
+
+
+def test_a_response_missing_id_object_created_gets_them_and_keeps_extras():
+    fixed = normalise_response({"choices": [], "reasoning_content": "x", "created": 0}, 1700)
+    assert fixed["id"].startswith("chatcmpl-") and fixed["object"] == "chat.completion"
+    assert fixed["created"] == 1700 and fixed["reasoning_content"] == "x"
+
+
+def azure_stream() -> list[dict]:
+    opener = {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
+    }
+    base = {
+        "id": "chatcmpl-A",
+        "object": "chat.completion.chunk",
+        "created": 1764061500,
+        "model": "gpt-4o-2024-11-20",
+    }
+    return [
+        opener,
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": ""},
+                    "finish_reason": None,
+                    "content_filter_results": {},
+                }
+            ],
+        },
+        {**base, "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]},
+        {**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 1}},
+    ]
+
+
+def test_azure_stream_opener_is_held_then_sent_valid_and_annotations_kept():
+    stream = WireStream(created=99)
+    out = [stream.feed(None, chunk) for chunk in azure_stream()]
+    assert out[0] == []  # held: it carries no content
+    opener, first = out[1][0][1], out[1][1][1]
+    assert opener["id"] == "chatcmpl-A" and opener["created"] == 1764061500
+    assert opener["model"] == "gpt-4o-2024-11-20" and opener["choices"] == []
+    assert opener["object"] == "chat.completion.chunk" and opener["prompt_filter_results"]
+    assert first["choices"][0]["content_filter_results"] == {}
+    assert stream.finish() == []
+
+
+def test_azure_stream_to_anthropic_keeps_the_real_id_and_maps_content_filter():
+    events = []
+    translator = OpenAIToAnthropicStream(model="gpt-4o-prod")
+    wire = WireStream(created=99)
+    for chunk in azure_stream():
+        for _, unified in wire.feed(None, chunk):
+            events += translator.feed(None, unified)
+    events += translator.finish()
+    assert events[0][1]["message"]["id"] == "chatcmpl-A"
+    delta = next(p for n, p in events if n == "message_delta")
+    assert delta["delta"]["stop_reason"] == "refusal"
+
+
+def test_compatible_chunks_without_id_or_created_and_an_error_after_the_opener():
+    stream = WireStream(created=42)
+    ((_, chunk),) = stream.feed(None, {"choices": [{"index": 0, "delta": {"content": "x"}}]})
+    assert chunk["id"].startswith("chatcmpl-") and chunk["created"] == 42
+    assert chunk["object"] == "chat.completion.chunk" and chunk["model"] == ""
+    failing = WireStream(created=1)
+    assert failing.feed(None, azure_stream()[0]) == []
+    error = {"error": {"message": "boom", "type": "server_error"}}
+    assert failing.feed(None, error) == [(None, error)] and failing.done
+
+
+def test_repairs_apply_only_where_the_hub_passes_through():
+    class Bare:
+        wire = "openai"
+
+    assert repaired_stream(Bare(), "openai", None, 1) is None  # OpenAI itself: nothing added
+    assert isinstance(repaired_stream(AZURE, "openai", None, 1), WireStream)
+    assert repaired_stream(AZURE, "anthropic", "hub's", 1) == "hub's"
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
+def test_reasoning_becomes_a_thinking_block_first(key):
+    response = {
+        "id": "x",
+        "model": "deepseek-reasoner",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "4", key: "2+2"},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    content = openai_to_anthropic_response(response)["content"]
+    assert content == [
+        {"type": "thinking", "thinking": "2+2", "signature": ""},
+        {"type": "text", "text": "4"},
+    ]
+    stream = OpenAIToAnthropicStream(model="m")
+    events = []
+    for delta in ({"reasoning_content": "2+"}, {"reasoning_content": "2"}, {"content": "4"}):
+        events += stream.feed(None, {"id": "x", "choices": [{"index": 0, "delta": delta}]})
+    kinds = [(n, p.get("content_block", p.get("delta", {})).get("type")) for n, p in events]
+    assert kinds[1:] == [
+        ("content_block_start", "thinking"),
+        ("content_block_delta", "thinking_delta"),
+        ("content_block_delta", "thinking_delta"),
+        ("content_block_stop", None),
+        ("content_block_start", "text"),
+        ("content_block_delta", "text_delta"),
+    ]
