@@ -166,3 +166,23 @@ def test_a_changed_token_file_is_a_change_and_an_unchanged_one_is_not(tmp_path):
     assert rotated.snapshot.providers["azure"].azure_ad_token == "rotated-token"
     assert rotated.snapshot.version == snapshot.version  # the config itself did not change
     assert rotated.files_digest == snapshot_files_digest(rotated.snapshot) != digest
+
+
+def test_the_commented_examples_in_config_yaml_load_once_uncommented(tmp_path, monkeypatch):
+    """config.yaml shows an Azure deployment and a local model as comments: they must work."""
+    shipped = (Path(__file__).resolve().parents[2] / "config.yaml").read_text().splitlines()
+    out, in_example = [], False
+    for line in shipped:
+        if line.startswith("  # ") and line.rstrip().endswith(":") and " " not in line[4:].strip():
+            in_example = True  # "  # azure:" opens an example block
+        elif not line.startswith("  #   ") or line.startswith("  #   # "):
+            in_example = in_example and line.startswith("  #   # ")
+        out.append("  " + line[4:] if in_example and not line.startswith("  #   # ") else line)
+    path = tmp_path / "config.yaml"
+    path.write_text("\n".join(out) + "\n")
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", "k")
+    snapshot = load_snapshot(path)
+    assert snapshot.providers["azure"].type == "azure_openai"
+    assert snapshot.providers["local"].type == "openai_compatible"
+    assert snapshot.models["gpt-4o-azure"].fallbacks == ("gpt-4o",)
+    assert snapshot.models["llama-local"].upstream_model == "llama3.1:8b"
