@@ -39,6 +39,9 @@ class StreamRelay:
     ) -> None:
         self.dialect, self.wire = dialect, wire
         self._translator = translator
+        # A translator that only repairs (an OpenAI-wire vendor's) may take a well-formed first
+        # event as is: then the stream is passed through unparsed, as OpenAI's is.
+        self._accepts_raw = getattr(translator, "accepts_raw", None)
         self._include_usage = include_usage
         self._price = price
         self.tap = tap  # sees every upstream event first (the response cache's capture)
@@ -86,10 +89,20 @@ class StreamRelay:
             self.tap(event)
         if self.wire == OPENAI and event.data == b"[DONE]":
             return self._upstream_finished()
-        if self._translator is None and _untouched(self.wire, event):
+        if self._translator is None:
+            if _untouched(self.wire, event):
+                self.events_out += 1
+                self._last = event.data
+                return encode_data(event.data) if self.wire == OPENAI else _named(event)
+        elif (
+            self._accepts_raw is not None
+            and _untouched(self.wire, event)
+            and self._accepts_raw(event.data)
+        ):
+            self._translator = None  # nothing to repair in this stream
             self.events_out += 1
             self._last = event.data
-            return encode_data(event.data) if self.wire == OPENAI else _named(event)
+            return encode_data(event.data)
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
@@ -111,6 +124,8 @@ class StreamRelay:
         out = b"".join(self._emit(n, p, None) for n, p in self._translator.feed(name, payload))
         if self._translator.done and not self.done:  # the upstream's terminal event
             return out + self._upstream_finished()
+        if getattr(self._translator, "settled", False):
+            self._translator = None  # a repairer with nothing left to repair: pass through
         return out
 
     def _upstream_finished(self) -> bytes:

@@ -48,6 +48,7 @@ class WireStream:
         self._model = ""
         self._held: list[JSON] = []
         self._started = False
+        self._whole = False  # the first real chunk had id, object, created and model
         self.done = False
 
     def feed(self, name: str | None, payload: JSON) -> Out:
@@ -63,6 +64,32 @@ class WireStream:
             self._start(payload)
         return [*self._release(), (None, self._fill(payload))]
 
+    def accepts_raw(self, data: bytes) -> bool:
+        """Whether the stream's first chunk, unparsed, shows a server that needs no repair:
+        choices, a non-empty ``id`` and ``model``, ``object`` and a non-zero ``created``. The
+        relay then passes the whole stream through as bytes. Judged on the bytes (a quote
+        inside a JSON string is escaped, so these patterns are keys); a server writing spaces
+        after its colons fails the test and is simply parsed."""
+        return (
+            not self._started
+            and not self._held
+            and b'"choices":[{' in data
+            and b'"object":"chat.completion.chunk"' in data
+            and b'"created":' in data
+            and b'"created":0' not in data
+            and b'"model":"' in data
+            and b'"model":""' not in data
+            and b'"id":"' in data
+            and b'"id":""' not in data
+        )
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left to repair: the first real chunk had every field, and a server writes
+        every chunk with one serialiser, so the relay may drop this translator and pass the
+        rest through unparsed, as for OpenAI itself."""
+        return self._whole and not self._held
+
     def finish(self) -> Out:
         self.done = True
         if self._held and not self._started:
@@ -76,6 +103,8 @@ class WireStream:
         created = first.get("created")
         if isinstance(created, int) and created:
             self._created = created
+        fields = first.get("id") and first.get("object") and first.get("model")
+        self._whole = bool(fields) and isinstance(created, int) and created > 0
 
     def _release(self) -> Out:
         held, self._held = self._held, []

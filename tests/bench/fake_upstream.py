@@ -47,6 +47,14 @@ def build_routes() -> dict[bytes, tuple[bytes, bytes, bytes]]:
     return table
 
 
+def azure_as_openai(path: bytes) -> bytes:
+    """Azure's deployment and v1 paths answer as OpenAI's (vendor_overhead.py compares them)."""
+    head, sep, _ = path.partition(b"/openai/")
+    if sep and path.endswith(b"/chat/completions"):
+        return head + b"/v1/chat/completions"
+    return path
+
+
 class UpstreamProtocol(asyncio.Protocol):
     """One client connection: parse request heads, skip bodies, write the canned answer."""
 
@@ -98,7 +106,7 @@ class UpstreamProtocol(asyncio.Protocol):
         return True
 
     def _answer(self, path: bytes) -> None:
-        route = self.routes.get(path)
+        route = self.routes.get(path) or self.routes.get(azure_as_openai(path))
         if route is None:
             self.transport.write(_response("404 Not Found", "application/json", _NOT_FOUND))
         elif self.delay_s > 0 and path.startswith(b"/stream/"):

@@ -4,13 +4,16 @@ the taxonomy (the kit's samples), and the repairs of what OpenAI-wire servers le
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from types import MappingProxyType
 
 import orjson
 import pytest
 
 from proxy.config.snapshot import ProviderConfig
+from proxy.engine.relay import StreamRelay
 from proxy.errors import ErrorType
+from proxy.pricing import Price
 from proxy.providers.anthropic.response import openai_to_anthropic_response
 from proxy.providers.anthropic.stream import OpenAIToAnthropicStream
 from proxy.providers.azure import VENDOR as AZURE
@@ -19,6 +22,7 @@ from proxy.providers.openai_compatible import VENDOR as COMPAT
 from proxy.providers.openai_compatible import without_stream_options
 from proxy.providers.openai_wire import WireStream, normalise_response, repaired_stream
 from proxy.sim.faults import kit_dir
+from proxy.sse import encode_data
 
 KIT = kit_dir() / "samples"
 
@@ -222,3 +226,50 @@ def test_reasoning_becomes_a_thinking_block_first(key):
         ("content_block_start", "text"),
         ("content_block_delta", "text_delta"),
     ]
+
+
+def _relay(translator: WireStream) -> StreamRelay:
+    price = Price(Decimal("0.0025"), Decimal("0.01"))
+    return StreamRelay(
+        dialect="openai", wire="openai", translator=translator, include_usage=True, price=price
+    )
+
+
+def _sse(chunks: list[dict]) -> bytes:
+    return b"".join(encode_data(c) for c in chunks) + b"data: [DONE]\n\n"
+
+
+def test_a_well_formed_stream_is_relayed_as_its_own_bytes():
+    base = {"id": "cmpl-1", "object": "chat.completion.chunk", "created": 5, "model": "m"}
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": {"content": w}}], "usage": None}
+        for w in ("a", "b")
+    ]
+    relay = _relay(WireStream(1))
+    assert relay.feed(_sse(chunks)) == _sse(chunks)  # byte for byte, never re-serialised
+    assert relay._translator is None and relay.done
+
+
+def test_an_azure_stream_is_passed_through_once_its_opener_is_repaired():
+    relay = _relay(WireStream(1))
+    out = relay.feed(_sse(azure_stream()[:3]))
+    assert relay._translator is None  # repaired the opener; the rest needs nothing
+    first = orjson.loads(out.split(b"\n\n")[0][len(b"data: ") :])
+    assert first["id"] == "chatcmpl-A" and first["prompt_filter_results"]
+
+
+def test_a_stream_missing_created_is_repaired_chunk_by_chunk():
+    chunks = [
+        {
+            "id": "x",
+            "object": "chat.completion.chunk",
+            "model": "m",
+            "usage": None,
+            "choices": [{"index": 0, "delta": {"content": w}}],
+        }
+        for w in ("a", "b")
+    ]
+    relay = _relay(WireStream(77))
+    out = relay.feed(_sse(chunks))
+    events = [orjson.loads(e[len(b"data: ") :]) for e in out.split(b"\n\n") if b"{" in e]
+    assert [e["created"] for e in events] == [77, 77] and relay._translator is not None
