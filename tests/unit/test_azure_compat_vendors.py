@@ -231,7 +231,7 @@ def test_reasoning_becomes_a_thinking_block_first(key):
 def _relay(translator: WireStream) -> StreamRelay:
     price = Price(Decimal("0.0025"), Decimal("0.01"))
     return StreamRelay(
-        dialect="openai", wire="openai", translator=translator, include_usage=True, price=price
+        dialect="openai", wire="openai", translator=translator, include_usage=False, price=price
     )
 
 
