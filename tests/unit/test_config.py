@@ -13,6 +13,7 @@ import pytest
 from proxy.config.build import check, load_snapshot
 from proxy.config.loader import ConfigError, Problem, interpolate, load_document
 from proxy.config.validate import validate
+from proxy.providers.registry import VENDORS
 
 REPO = Path(__file__).resolve().parents[2]
 CANARY = "sk-CANARY-7f3a9c1e-never-print-me"
@@ -244,7 +245,7 @@ def test_semantic_problems_point_at_their_entries(tmp_path: Path) -> None:
     found = {(p.path, p.line): p.message for p in problems_of(path)}
     assert found == {
         ("providers.openai.type", 2): "unknown provider type 'openia' (did you mean 'openai'?); "
-        "known: openai, anthropic",
+        f"known: {', '.join(VENDORS)}",  # every registered type
         ("models.a.aliases[0]", 6): "alias 'b' is already used by model 'b'",
         ("models.a.aliases[1]", 6): "alias 'a' repeats the model's own name",
         ("models.a.fallbacks[0]", 7): "fallback 'zz' is not a configured model",
