@@ -197,3 +197,21 @@ def test_the_other_types_models_are_untouched_by_azure_faults(gw, sim):
     sim.sim.faults.push(Fault(kind="status", status=500, path="/openai/v1/chat/completions"))
     assert gw.openai().chat.completions.create(model=LOCAL, messages=SAY).choices
     assert len(sim.sim.faults) == 1
+
+
+@pytest.mark.parametrize("model", [AZURE, LOCAL])
+def test_streams_of_both_types_are_cached_and_replayed(gateway_factory, sim, model):
+    configure_sim(sim)
+    gw = gateway_factory(overrides(sim.url, {"cache": {"enabled": True}}), environ=ENVIRON)
+
+    def stream() -> tuple[str, str]:
+        with gw.openai().chat.completions.with_streaming_response.create(
+            model=model, messages=SAY, stream=True, stream_options={"include_usage": True}
+        ) as raw:
+            chunks = list(raw.parse())
+            status = raw.headers["x-llm-cache"]
+        return status, "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    assert stream() == ("miss", "hello")
+    assert stream() == ("hit", "hello")
+    assert len([r for r in sim.sim.received if r.method == "POST"]) == 1

@@ -35,7 +35,7 @@ class StreamCapture:
         """One upstream event (the relay's tap)."""
         if self.complete or self.broken:
             return
-        if self._translator is None and event.data == b"[DONE]":
+        if event.data == b"[DONE]":  # the OpenAI wire's end, repaired (Azure's) or not
             self._finish()
             return
         try:
