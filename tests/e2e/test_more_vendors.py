@@ -18,6 +18,7 @@ from tests.e2e.vendor_configs import (
     AZURE_V1,
     ENVIRON,
     KEYED,
+    LOCAL,
     PATH,
     UPSTREAM_MODEL,
     assert_credentials,
@@ -226,3 +227,10 @@ def test_images_both_sdks(gw, sim, model):
     assert message.content[0].text
     parts = last_post(sim).json["messages"][-1]["content"]
     assert parts[0] == {"type": "image_url", "image_url": {"url": data_url}}
+
+
+@pytest.mark.parametrize("model", [AZURE, LOCAL])
+def test_the_responses_dialect_reaches_both_types(gw, sim, model):
+    response = gw.openai().responses.create(model=model, input="say: hello responses")
+    assert response.output_text == "hello responses"
+    assert last_post(sim).path == PATH[model]

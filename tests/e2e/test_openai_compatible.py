@@ -11,8 +11,10 @@ import openai
 import pytest
 
 from proxy.sim.compat import reasoning_of
+from proxy.sim.faults import Fault
 from tests.e2e.vendor_configs import (
     ENVIRON,
+    KEYED,
     LOCAL,
     REASONER,
     configure_sim,
@@ -132,3 +134,44 @@ def test_reasoning_content_becomes_anthropic_thinking(gw, sim):
     assert again.content[-1].text == "again"
     sent = last_post(sim).json["messages"][1]
     assert sent == {"role": "assistant", "content": "hello there"}
+
+
+def test_errors_of_a_compatible_server_on_the_taxonomy(gateway_factory, sim):
+    configure_sim(sim, compat_key=ENVIRON["COMPAT_KEY"])
+    extra = {
+        "models": {
+            KEYED: {"retry": {"max_retries": 1}, "fallbacks": ["claude-3.5-sonnet"]},
+            "keyed-unknown": {
+                "provider": "keyed",
+                "upstream_model": "no-such-model",
+                "price": {"input_per_1k": 0, "output_per_1k": 0},
+            },
+        }
+    }
+    gw = gateway_factory(overrides(sim.url, extra), environ=ENVIRON)
+    client = gw.openai()
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model="keyed-unknown", messages=SAY)
+    assert caught.value.body["type"] == "model_not_found"
+    sim.sim.faults.push(Fault(kind="status", status=500))
+    raw = client.chat.completions.with_raw_response.create(model=KEYED, messages=SAY)
+    assert raw.headers["x-llm-attempts"] == "2" and raw.headers["x-llm-provider"] == "keyed"
+    sim.sim.faults.push(*[Fault(kind="status", status=429, headers={"retry-after": "7"})] * 2)
+    raw = client.chat.completions.with_raw_response.create(model=KEYED, messages=SAY)
+    assert raw.headers["x-llm-provider"] == "anthropic"  # 7 s is past the retry budget: fallback
+    wrong = gateway_factory(overrides(sim.url), environ={**ENVIRON, "COMPAT_KEY": "wrong"})
+    with pytest.raises(openai.AuthenticationError) as denied:
+        wrong.openai().chat.completions.create(model=KEYED, messages=SAY)
+    assert denied.value.body["type"] == "invalid_api_key"
+    assert "wrong" not in str(denied.value.body)
+
+
+def test_a_429_with_retry_after_is_passed_on(gateway_factory, sim):
+    configure_sim(sim)
+    extra = {"models": {LOCAL: {"retry": {"max_retries": 0}}}}
+    gw = gateway_factory(overrides(sim.url, extra), environ=ENVIRON)
+    sim.sim.faults.push(Fault(kind="status", status=429, headers={"retry-after": "3"}))
+    with pytest.raises(openai.RateLimitError) as caught:
+        gw.openai().chat.completions.create(model=LOCAL, messages=SAY)
+    assert caught.value.response.headers["retry-after"] == "3"
+    assert caught.value.body["type"] == "rate_limit_exceeded"
