@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 from proxy.config.snapshot import ProviderConfig
 from proxy.errors import ErrorType, GatewayError
-from proxy.providers.base import UpstreamRequest, upstream_url
+from proxy.providers import responses
+from proxy.providers.base import NativeDialect, UpstreamRequest, upstream_url
 from proxy.providers.openai import OpenAIVendor, error_fields, error_from_openai
 from proxy.providers.openai_wire import WireStream, normalise_response
 
@@ -116,4 +117,20 @@ def error_from_azure(status: int, body: bytes, headers: Mapping[str, str]) -> Ga
     return error_from_openai(status, body, headers)
 
 
+def responses_request(provider: ProviderConfig, body: bytes, stream: bool) -> UpstreamRequest:
+    """Azure's Responses API lives on its v1 API whatever ``api_version`` says (the classic
+    versions predate it): ``{base_url}/openai/v1/responses``, ``model`` = the deployment."""
+    return UpstreamRequest(
+        "POST", upstream_url(provider, "/openai/v1/responses"), _headers(provider), body
+    )
+
+
 VENDOR = AzureOpenAIVendor()
+VENDOR.natives = MappingProxyType(
+    {
+        responses.NAME: NativeDialect(
+            VENDOR, responses.NAME, responses_request, responses.usage_from_responses
+        )
+    }
+)
+"""Azure speaks the Responses API too: passed through, stateful features included."""

@@ -25,7 +25,7 @@ import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from proxy.sim import anthropic, azure, compat, openai, openai_responses
+from proxy.sim import anthropic, azure, azure_responses, compat, openai, openai_responses
 from proxy.sim.faults import (
     HTML_PAGE,
     Fault,
@@ -288,7 +288,7 @@ class Sim:
 
     def _credentials(self, vendor: ModuleType) -> tuple[str | None, ...]:
         config = self.config
-        if vendor is azure:
+        if vendor.NAME == azure.NAME:  # its Responses API (azure_responses) too
             return config.azure_key, config.azure_token
         return (getattr(config, f"{vendor.NAME}_key"),)
 
@@ -296,7 +296,7 @@ class Sim:
         self, request: web.Request, vendor: ModuleType, data: Any, seq: int, fault: Fault | None
     ) -> Reply:
         config = self.config
-        if vendor is azure:  # the URL is checked before the key, as Azure does
+        if vendor.NAME == azure.NAME:  # the URL is checked before the key, as Azure does
             data, refused = azure.prepare(request, data, config.extra_models)
             if refused is not None:
                 return refused
@@ -469,6 +469,9 @@ def create_app(sim: Sim) -> web.Application:
     async def azure_route(request: web.Request) -> web.StreamResponse:
         return await sim.handle(request, azure)
 
+    async def azure_responses_route(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, azure_responses)
+
     async def compat_route(request: web.Request) -> web.StreamResponse:
         return await sim.handle(request, compat)
 
@@ -484,6 +487,7 @@ def create_app(sim: Sim) -> web.Application:
             web.get("/v1/models", models),
             web.post("/openai/deployments/{deployment}/chat/completions", azure_route),
             web.post("/openai/v1/chat/completions", azure_route),
+            web.post("/openai/v1/responses", azure_responses_route),
             web.get("/openai/models", azure_route),
             web.get("/openai/v1/models", azure_route),
             web.post("/compat/v1/chat/completions", compat_route),

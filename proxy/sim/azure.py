@@ -166,6 +166,9 @@ def _headers(base: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+azure_headers = _headers  # shared with its Responses API (proxy.sim.azure_responses)
+
+
 def _annotate(data: dict[str, Any], model: str, filtered: bool) -> dict[str, Any]:
     data["model"] = model
     data["prompt_filter_results"] = PROMPT_FILTER

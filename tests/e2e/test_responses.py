@@ -248,3 +248,37 @@ def test_max_output_tokens_above_the_model_limit_is_clamped_on_pass_through(gate
     gateway = gateway_factory({"models": {"small-out": small}})
     gateway.openai().responses.create(model="small-out", input="say: hi", max_output_tokens=5000)
     assert sim.completions()[-1].json["max_output_tokens"] == 100
+
+
+@pytest.mark.parametrize("stream", [False, True])
+@pytest.mark.parametrize("model", ["azure-gpt-4o", "azure-v1"])
+def test_azure_passes_the_responses_api_through(gateway_factory, sim, model, stream):
+    """Classic (api_version) and v1 Azure providers alike: Azure's Responses API is on v1."""
+    from tests.e2e.vendor_configs import (
+        ENVIRON,
+        assert_credentials,
+        configure_sim,
+        expected_cost,
+        last_post,
+        overrides,
+    )
+
+    configure_sim(sim)
+    client = gateway_factory(overrides(sim.url), environ=ENVIRON).openai()
+    first = client.responses.create(model=model, input="say: remember me", store=True)
+    if stream:
+        with client.responses.stream(
+            model=model, input="say: hello azure", previous_response_id=first.id
+        ) as events:
+            reply = events.get_final_response()
+    else:
+        reply = client.responses.create(
+            model=model, input="say: hello azure", previous_response_id=first.id
+        )
+    assert reply.output_text == "hello azure"
+    usage = reply.usage.model_dump()
+    assert usage["cost"] == float(expected_cost(model, usage_from_responses(usage)))
+    received = last_post(sim)
+    assert received.path == "/openai/v1/responses" and received.json["model"] == "gpt-4o-prod"
+    assert received.json["previous_response_id"] == first.id
+    assert_credentials(sim, model)

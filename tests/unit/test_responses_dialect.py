@@ -175,7 +175,7 @@ def test_the_hub_passes_through_to_a_vendor_that_speaks_the_dialect() -> None:
     assert request.headers["authorization"] == "Bearer k"
 
 
-def test_other_vendors_and_openai_subclasses_get_a_translation() -> None:
+def test_other_vendors_and_openai_compatible_servers_get_a_translation_azure_does_not() -> None:
     anthropic_target = _Target(None, None, vendor_for("anthropic"))
     assert native_target(RESPONSES, anthropic_target) is anthropic_target  # type: ignore[arg-type]
 
@@ -184,5 +184,9 @@ def test_other_vendors_and_openai_subclasses_get_a_translation() -> None:
 
     compatible = _Target(None, None, Compatible())
     assert native_target(RESPONSES, compatible) is compatible  # type: ignore[arg-type]
+    local = _Target(None, None, vendor_for("openai_compatible"))
+    assert native_target(RESPONSES, local) is local  # type: ignore[arg-type]
+    azure = native_target(RESPONSES, _Target(None, None, vendor_for("azure_openai")))  # type: ignore[arg-type]
+    assert azure.vendor.wire == RESPONSES
     openai_chat = _Target(None, None, vendor_for("openai"))
     assert native_target("openai", openai_chat) is openai_chat  # type: ignore[arg-type]
