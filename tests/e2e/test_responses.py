@@ -282,3 +282,16 @@ def test_azure_passes_the_responses_api_through(gateway_factory, sim, model, str
     assert received.path == "/openai/v1/responses" and received.json["model"] == "gpt-4o-prod"
     assert received.json["previous_response_id"] == first.id
     assert_credentials(sim, model)
+
+
+def test_an_openai_compatible_server_gets_the_translation(gateway_factory, sim):
+    from tests.e2e.vendor_configs import ENVIRON, configure_sim, last_post, overrides
+
+    configure_sim(sim)
+    client = gateway_factory(overrides(sim.url), environ=ENVIRON).openai()
+    reply = client.responses.create(model="local-llama", input="say: local answer")
+    assert reply.output_text == "local answer" and reply.output[0].type == "message"
+    assert last_post(sim).path == "/compat/v1/chat/completions"
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.responses.create(model="local-llama", input="hi", previous_response_id="resp_1")
+    assert raised.value.body["param"] == "previous_response_id"
