@@ -195,7 +195,8 @@ def run_demo() -> int:
         with BackgroundServer(lambda: create_app(snapshot)) as gateway:
             print(
                 f"simulated vendor on {up.url}; llm-edge-agent on {gateway.url} "
-                f"({len(snapshot.models)} models from the shipped config.yaml)"
+                f"({len(snapshot.models)} models: the shipped config.yaml, an Azure deployment "
+                "and a local model)"
             )
             _openai_calls(gateway.url)
             _responses_call(gateway.url)

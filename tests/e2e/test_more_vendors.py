@@ -234,3 +234,14 @@ def test_the_responses_dialect_reaches_both_types(gw, sim, model):
     response = gw.openai().responses.create(model=model, input="say: hello responses")
     assert response.output_text == "hello responses"
     assert last_post(sim).path == PATH[model]
+
+
+def test_the_offline_demo_shows_an_azure_deployment_and_a_local_model(capsys):
+    from proxy.demo import AZURE_MODEL, LOCAL_MODEL, run_demo
+
+    assert run_demo() == 0
+    shown = capsys.readouterr().out
+    azure = shown.split(f"== openai SDK -> {AZURE_MODEL}", 1)[1].split("==", 1)[0]
+    assert "provider=azure  model=gpt-4o-prod" in azure and "cost-usd=0.000" in azure
+    local = shown.split(f"== anthropic SDK -> {LOCAL_MODEL}", 1)[1].split("==", 1)[0]
+    assert "provider=local  model=llama3.1:8b" in local
