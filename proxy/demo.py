@@ -28,6 +28,7 @@ DEMO_KEYS = {
     "OPENAI_API_KEY": "sk-demo-openai",
     "ANTHROPIC_API_KEY": "sk-ant-demo",
     "AZURE_OPENAI_API_KEY": "demo-azure-key",
+    "COHERE_API_KEY": "co-demo",
 }
 AZURE_MODEL, LOCAL_MODEL = "azure-gpt-4o", "local-llama"
 
@@ -185,6 +186,7 @@ def run_demo() -> int:
         openai_key=DEMO_KEYS["OPENAI_API_KEY"],
         anthropic_key=DEMO_KEYS["ANTHROPIC_API_KEY"],
         azure_key=DEMO_KEYS["AZURE_OPENAI_API_KEY"],
+        cohere_key=DEMO_KEYS["COHERE_API_KEY"],
         extra_models=shipped_models(),
         # In a checkout the vendor kit sits beside the repo: check every request against it.
         validate=kit_dir().is_dir(),

@@ -35,10 +35,12 @@ from proxy.sim.runner import BackgroundServer, free_port
 
 OPENAI_KEY = "sk-test-openai-upstream-key"
 ANTHROPIC_KEY = "sk-ant-test-upstream-key"
+COHERE_KEY = "co-test-upstream-key"
 CLIENT_KEY = "sk-client-own-key-never-upstream"
 ENVIRON = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
+ENVIRON["COHERE_API_KEY"] = COHERE_KEY
 REPO = Path(__file__).resolve().parents[1]
-COMPLETION_PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/responses")
+COMPLETION_PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/responses", "/v2/chat")
 
 # Fast retries for the general suite; resilience tests set their own policy.
 TEST_DEFAULTS: dict[str, Any] = {
@@ -114,6 +116,7 @@ def sim() -> Iterator[SimHandle]:
     simulator = Sim(
         openai_key=OPENAI_KEY,
         anthropic_key=ANTHROPIC_KEY,
+        cohere_key=COHERE_KEY,
         validate=True,
         extra_models=shipped_models(),
     )

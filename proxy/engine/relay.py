@@ -36,6 +36,7 @@ class StreamRelay:
         include_usage: bool,
         price: Price,
         tap: Callable[[Event], None] | None = None,
+        model: str = "",
     ) -> None:
         self.dialect, self.wire = dialect, wire
         self._translator = translator
@@ -45,6 +46,7 @@ class StreamRelay:
         self._include_usage = include_usage
         self._price = price
         self.tap = tap  # sees every upstream event first (the response cache's capture)
+        self._model = model  # for translated events whose wire does not name the model
         self._parser = SSEParser()
         self._start_usage: JSON = {}
         self.usage: Usage | None = None  # None: not (yet) reported by the upstream
@@ -196,6 +198,8 @@ class StreamRelay:
         elif self.dialect == RESPONSES and name in FINAL_EVENTS:
             raw = self._responses_final(payload, raw)
         self.events_out += 1
+        if raw is None and self._model and payload.get("model") == "":
+            payload["model"] = self._model
         if self.dialect == OPENAI:
             self._last = payload
             return encode_data(raw if raw is not None else payload)

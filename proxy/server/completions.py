@@ -159,6 +159,8 @@ async def _complete(
     usage = target.vendor.usage(upstream_payload)  # None: the upstream reported none
     amount = None if usage is None else cost(target.model.price, usage)
     payload = client_response(call.dialect, target.vendor, upstream_payload, created)
+    if payload.get("model") == "":  # a vendor whose responses do not name it (Cohere)
+        payload["model"] = target.upstream_model
     if usage is None or not isinstance(payload.get("usage"), dict):
         payload["usage"] = unknown_usage(call.dialect)  # unknown, never a made-up zero
     payload["usage"]["cost"] = None if amount is None else usd_number(amount)
@@ -200,6 +202,7 @@ async def _stream(
             translator=repaired_stream(target.vendor, call.dialect, translator, created),
             price=target.model.price,
             tap=cached.capture(call, target, created),
+            model=target.upstream_model,
         )
         first_byte_ms = target.model.timeouts.first_byte_ms
         limit = min(remaining, first_byte_ms / 1000) if first_byte_ms else remaining

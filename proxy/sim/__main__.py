@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--anthropic-key", default=None, help="expected Anthropic key (unchecked if absent)"
     )
+    parser.add_argument(
+        "--cohere-key", default=None, help="expected Cohere key (unchecked if absent)"
+    )
     parser.add_argument("--model", action="append", default=[], help="extra model id to accept")
     parser.add_argument(
         "--max-records",
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         chunk_delay_ms=args.chunk_delay_ms,
         openai_key=args.openai_key,
         anthropic_key=args.anthropic_key,
+        cohere_key=args.cohere_key,
         extra_models=frozenset(args.model),
         max_records=args.max_records,
     )

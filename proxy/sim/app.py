@@ -1,9 +1,10 @@
 """The simulator: one aiohttp app serving both fake vendors, recording what it receives.
 
-``/v1/chat/completions`` is OpenAI, ``/v1/messages`` is Anthropic, and ``/v1/models``
-answers in Anthropic's format when the request carries ``anthropic-version``. Point a
-gateway's providers at ``http://127.0.0.1:PORT/v1`` (openai) and ``http://127.0.0.1:PORT``
-(anthropic). ``/openai/...`` is Azure OpenAI (base_url ``http://127.0.0.1:PORT``) and
+``/v1/chat/completions`` is OpenAI, ``/v1/messages`` is Anthropic, ``/v2/chat`` (and
+``/v1/check-api-key``) Cohere, and ``/v1/models`` answers in Anthropic's format when the
+request carries ``anthropic-version``. Point a gateway's providers at
+``http://127.0.0.1:PORT/v1`` (openai) and ``http://127.0.0.1:PORT`` (anthropic, cohere).
+``/openai/...`` is Azure OpenAI (base_url ``http://127.0.0.1:PORT``) and
 ``/compat/v1/...`` an OpenAI-compatible server (base_url ``http://127.0.0.1:PORT/compat/v1``).
 Tests program faults and read records in-process through :class:`Sim`, or from
 another process through the ``/_sim/...`` control API.
@@ -25,7 +26,15 @@ import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from proxy.sim import anthropic, azure, azure_responses, compat, openai, openai_responses
+from proxy.sim import (
+    anthropic,
+    azure,
+    azure_responses,
+    cohere,
+    compat,
+    openai,
+    openai_responses,
+)
 from proxy.sim.faults import (
     HTML_PAGE,
     Fault,
@@ -46,6 +55,7 @@ SCHEMAS = {
     openai_responses.SCHEMA: "schemas/openai/responses.request.schema.json",
     "azure": "schemas/openai/chat.completions.request.schema.json",
     "compat": "schemas/openai/chat.completions.request.schema.json",
+    "cohere": "schemas/cohere/chat.v2.request.schema.json",
 }
 SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
 MAX_SCHEMA_ERRORS = 5
@@ -74,6 +84,7 @@ class SimConfig:
     """False: the OpenAI-compatible server never reports usage."""
     compat_stream_options: bool = True
     """False: it refuses a body carrying ``stream_options`` (400)."""
+    cohere_key: str | None = None
     extra_models: frozenset[str] = frozenset()
     """Model ids accepted besides each vendor's catalogue and any ``sim-*`` id."""
     max_records: int = 10_000
@@ -303,6 +314,8 @@ class Sim:
         denied = vendor.authorize(request.headers, *self._credentials(vendor))
         if denied is not None:
             return denied
+        if request.path == cohere.CHECK_API_KEY_PATH:
+            return cohere.check_api_key_reply()
         if request.method == "GET":
             return vendor.models_reply(config.extra_models)
         if not isinstance(data, dict):
@@ -462,6 +475,9 @@ def create_app(sim: Sim) -> web.Application:
     async def responses(request: web.Request) -> web.StreamResponse:
         return await sim.handle(request, openai_responses)
 
+    async def cohere_chat(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, cohere)
+
     async def models(request: web.Request) -> web.StreamResponse:
         vendor = anthropic if "anthropic-version" in request.headers else openai
         return await sim.handle(request, vendor)
@@ -492,6 +508,8 @@ def create_app(sim: Sim) -> web.Application:
             web.get("/openai/v1/models", azure_route),
             web.post("/compat/v1/chat/completions", compat_route),
             web.get("/compat/v1/models", compat_route),
+            web.post("/v2/chat", cohere_chat),
+            web.post(cohere.CHECK_API_KEY_PATH, cohere_chat),
             *_control_routes(sim),
         ]
     )

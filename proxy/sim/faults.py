@@ -39,7 +39,7 @@ KINDS = frozenset(
         "no_usage",  # answer normally, but report no usage (a lenient OpenAI-compatible server)
     }
 )
-COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses"})
+COMPLETION_PATHS = frozenset({"/v1/chat/completions", "/v1/messages", "/v1/responses", "/v2/chat"})
 HTML_PAGE = (
     b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
     b"</h1></center><hr><center>nginx</center></body></html>"
@@ -208,6 +208,8 @@ def _sample(vendor: str, name: str) -> tuple[int, tuple[tuple[str, str], ...], b
 def _fallback_body(vendor: str, status: int) -> Any:
     """A correctly shaped error for statuses the kit has no sample of."""
     message = f"Simulated upstream error (HTTP {status})."
+    if vendor == "cohere":  # Cohere's bodies are {id, message}, whatever the status
+        return {"id": "sim-error", "message": message}
     if vendor == "anthropic":
         kind = _ANTHROPIC_TYPES.get(
             status, "api_error" if status >= 500 else "invalid_request_error"
