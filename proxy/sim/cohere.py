@@ -67,7 +67,8 @@ def _error(status: int, message: str) -> Reply:
 
 
 def bad_request(message: str, param: str | None = None) -> Reply:
-    return _error(400, message)
+    """Cohere answers 422 to a body that does not match its schema."""
+    return _error(422, message)
 
 
 def authorize(headers: Mapping[str, str], key: str | None) -> Reply | None:

@@ -390,3 +390,43 @@ def test_thinking_is_dropped_and_citations_kept_for_openai_clients() -> None:
     ]
     deltas = [c["choices"][0]["delta"] for e in events for _, c in translator.feed(None, e)]
     assert deltas == [{"content": "9C"}, {"citations": [citation]}]
+
+
+# --- the sim and the schema generator ------------------------------------------------------
+
+
+def test_the_fakes_field_list_is_the_derived_schemas() -> None:
+    assert set(REQUEST.schema["properties"]) == sim_cohere.REQUEST_FIELDS
+
+
+def test_the_generator_makes_plain_strict_json_schema() -> None:
+    import yaml
+
+    from proxy.sim.vendor.tools.derive_cohere_schemas import Deriver, _Yaml12Loader
+
+    components = yaml.load(
+        """
+        Text: {type: object, required: [type], properties: {type: {enum: [text, json]},
+               description: {type: string, description: prose}}}
+        Json: {type: object, required: [type], properties: {type: {enum: [text, json]},
+               schema: {type: object}}, description: prose, x-fern-type-name: J}
+        Mode: {type: string, enum: [ON, OFF]}
+        """,
+        Loader=_Yaml12Loader,
+    )
+    root = {
+        "oneOf": [{"$ref": "#/components/schemas/Text"}, {"$ref": "#/components/schemas/Json"}],
+        "discriminator": {
+            "propertyName": "type",
+            "mapping": {"text": "#/components/schemas/Text", "json": "#/components/schemas/Json"},
+        },
+    }
+    schema = Deriver(components, strict=True).root(root)
+    assert components["Mode"]["enum"] == ["ON", "OFF"]  # YAML 1.1 would read OFF as false
+    Draft202012Validator.check_schema(schema)
+    check = Draft202012Validator(schema)
+    assert check.is_valid({"type": "json", "schema": {"any": 1}})  # published oneOf: 2 matches
+    assert not check.is_valid({"type": "text", "schema": {}})  # strict: unknown field
+    assert check.is_valid({"type": "text", "description": "a property named description"})
+    assert "x-fern-type-name" not in orjson.dumps(schema).decode()
+    assert "prose" not in orjson.dumps(schema).decode()
