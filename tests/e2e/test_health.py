@@ -61,11 +61,12 @@ def pointed_at(port: int, **extra: Any) -> dict[str, Any]:
 def test_every_provider_healthy(gateway, sim):
     status, body, _ = providers_health(gateway)
     assert status == 200
-    assert set(body) == {"openai", "anthropic"}
+    assert set(body) == set(gateway.config["providers"])  # every configured vendor type
     for result in body.values():
         assert result["healthy"] is True and result["error"] is None
         assert result["response_time_ms"] >= 0
-    assert {r.path for r in sim.sim.received} == {"/v1/models"}
+    assert "/v1/models" in {r.path for r in sim.sim.received}
+    assert not sim.completions()  # a health check generates nothing
 
 
 def test_a_refusing_provider_is_unhealthy_the_other_healthy(gateway_factory, sim):
@@ -133,9 +134,10 @@ def test_a_passing_check_half_opens_an_open_circuit(gateway_factory, sim):
 
 def test_background_checks_keep_a_recent_result(gateway_factory, sim):
     gateway = gateway_factory({"health_check": {"interval_s": 30}})
-    wait_until(lambda: set(gateway.state.health) == {"openai", "anthropic"})
+    providers = set(gateway.config["providers"])
+    wait_until(lambda: set(gateway.state.health) == providers)
     checks = len(sim.sim.received)
-    assert checks == 2
+    assert checks == len(providers)
     status, body, _ = providers_health(gateway)
     assert status == 200 and body["openai"]["healthy"]
     assert len(sim.sim.received) == checks  # answered from the background result
