@@ -83,6 +83,9 @@ def valid_config(base: dict[str, Any], version: int, *, flush: int = 0) -> bytes
         "connect_ms": 5000 + flush,
         "request_ms": 20000 + version,
     }
+    for name, provider in data["providers"].items():  # any other vendor: replaced on a flush
+        if name not in ("openai", "anthropic"):
+            provider["timeouts"] = {"connect_ms": 6000 + flush}
     return dump(data)
 
 
