@@ -75,13 +75,16 @@ def test_shipped_config_loads_without_keys_and_has_the_table_prices() -> None:
         assert snapshot.models[name].upstream_model == name
     for alias, name in SHIPPED_ALIASES.items():
         assert snapshot.resolve(alias) is snapshot.models[name]
-    assert {p.type for p in snapshot.providers.values()} == {"openai", "anthropic"}
+    assert {"openai", "anthropic", "cohere"} <= {p.type for p in snapshot.providers.values()}
+    assert snapshot.providers["cohere"].base_url == "https://api.cohere.com"
+    assert snapshot.resolve("command-r-plus") is snapshot.models["command-r-plus-08-2024"]
+    assert snapshot.models["command-a-03-2025"].price.output_per_1k == Decimal("0.010")
     assert snapshot.providers["openai"].base_url == "https://api.openai.com/v1"
     assert snapshot.providers["anthropic"].base_url == "https://api.anthropic.com"
     assert snapshot.providers["openai"].pool.max_idle_per_host == 20
     assert snapshot.models["gpt-4"].retry.max_retries == 3
     assert snapshot.models["gpt-4"].timeouts.request_ms == 30000
-    assert len(snapshot.warnings) == 2
+    assert len(snapshot.warnings) == len(snapshot.providers)  # one empty key each
     assert all("api_key" in warning for warning in snapshot.warnings)
 
 
@@ -98,6 +101,7 @@ def test_shipped_current_models_carry_a_price_date_and_cache_prices() -> None:
 def test_shipped_config_checks_clean_with_keys_set(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", CANARY)
+    monkeypatch.setenv("COHERE_API_KEY", CANARY)
     assert check(REPO / "config.yaml") == ([], [])
 
 
