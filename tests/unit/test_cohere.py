@@ -10,6 +10,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from proxy.errors import ErrorType, GatewayError
+from proxy.pricing import Usage
 from proxy.providers.cohere.errors import error_from_cohere
 from proxy.providers.cohere.request import to_cohere
 from proxy.providers.cohere.response import to_unified
@@ -430,3 +431,14 @@ def test_the_generator_makes_plain_strict_json_schema() -> None:
     assert check.is_valid({"type": "text", "description": "a property named description"})
     assert "x-fern-type-name" not in orjson.dumps(schema).decode()
     assert "prose" not in orjson.dumps(schema).decode()
+
+
+def test_no_usage_at_all_is_unknown_not_free() -> None:
+    from proxy.providers.cohere import VENDOR
+
+    response = {"id": "r", "finish_reason": "COMPLETE", "message": {"role": "assistant"}}
+    assert VENDOR.usage(response) is None
+    assert to_unified(response, created=1)["usage"]["prompt_tokens"] is None
+    assert VENDOR.usage({**response, "usage": {"billed_units": {"output_tokens": 3.0}}}) == Usage(
+        completion_tokens=3
+    )
