@@ -22,6 +22,7 @@ from tests.conftest import CLIENT_KEY, COHERE_KEY
 from tests.http import get
 
 MODEL = "command-a-03-2025"
+VISION = "command-a-vision-07-2025"  # Command A itself reads no images (capability check)
 PRICE = Price(Decimal("0.0025"), Decimal("0.010"))
 WEATHER = {
     "name": "get_weather",
@@ -239,7 +240,7 @@ def test_named_tool_choice_sends_only_that_tool_as_required(gateway, sim):
 def test_images_from_both_sdks(gateway, sim):
     data_url = f"data:image/png;base64,{PIXEL}"
     reply = gateway.openai().chat.completions.create(
-        model=MODEL,
+        model=VISION,
         messages=[
             {
                 "role": "user",
@@ -255,7 +256,7 @@ def test_images_from_both_sdks(gateway, sim):
     part = cohere_requests(sim)[-1].json["messages"][0]["content"][1]
     assert part == {"type": "image_url", "image_url": {"url": data_url}}
     gateway.anthropic().messages.create(
-        model=MODEL,
+        model=VISION,
         max_tokens=20,
         messages=[
             {
