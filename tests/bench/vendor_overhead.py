@@ -1,6 +1,7 @@
 """Does an Azure OpenAI or OpenAI-compatible upstream cost the gateway more than OpenAI's?
 
     .venv/bin/python tests/bench/vendor_overhead.py [--rounds 1500] [--stream-rounds 300]
+        [--vendors openai,anthropic,cohere]
 
 One gateway (1 worker) and one fake upstream (``fake_upstream.py``, the same canned OpenAI
 bytes on OpenAI's, Azure's and the compatible server's paths), so the only difference
@@ -31,6 +32,8 @@ from benchlib.procs import Proc, cpu_seconds, free_port, start, stop  # noqa: E4
 
 PYTHON = str(HERE.parents[1] / ".venv" / "bin" / "python")
 VENDORS = ("openai", "azure_openai", "openai_compatible")
+# Translated vendors (canned Anthropic / Cohere answers on their paths), for --vendors.
+KNOWN = (*VENDORS, "anthropic", "cohere")
 BLOCK = 100
 CONFIG = """
 providers:
@@ -38,21 +41,27 @@ providers:
   azure_openai: {{type: azure_openai, base_url: "http://127.0.0.1:{port}{prefix}",
     api_version: "2024-10-21", api_key: azure-bench}}
   openai_compatible: {{type: openai_compatible, base_url: "http://127.0.0.1:{port}{prefix}/v1"}}
+  anthropic: {{type: anthropic, base_url: "http://127.0.0.1:{port}{prefix}", api_key: ak-bench}}
+  cohere: {{type: cohere, base_url: "http://127.0.0.1:{port}{prefix}", api_key: co-bench}}
 models:
   m-openai: {{provider: openai, upstream_model: gpt-4o, price: {{input_per_1k: 0.0025, output_per_1k: 0.01}}}}
   m-azure_openai: {{provider: azure_openai, upstream_model: gpt-4o-prod, price: {{input_per_1k: 0.0025, output_per_1k: 0.01}}}}
   m-openai_compatible: {{provider: openai_compatible, upstream_model: llama3.1:8b, price: {{input_per_1k: 0.0025, output_per_1k: 0.01}}}}
+  m-anthropic: {{provider: anthropic, upstream_model: claude-sonnet-4-5-20250929, price: {{input_per_1k: 0.0025, output_per_1k: 0.01}}}}
+  m-cohere: {{provider: cohere, upstream_model: command-a-03-2025, price: {{input_per_1k: 0.0025, output_per_1k: 0.01}}}}
 retry: {{max_retries: 0}}
 """  # noqa: E501
 
 
-def _measure(gateway: Proc, body_for: dict[str, bytes], rounds: int) -> dict[str, dict]:
+def _measure(
+    gateway: Proc, body_for: dict[str, bytes], rounds: int, vendors: tuple[str, ...] = VENDORS
+) -> dict[str, dict]:
     """``rounds`` requests per vendor in blocks of BLOCK, the vendors' blocks alternating; the
     gateway's CPU time is read around each block."""
     port = gateway.port
-    conns = {v: http.client.HTTPConnection("127.0.0.1", port, timeout=30) for v in VENDORS}
-    out: dict[str, dict] = {v: {"total": [], "overhead": [], "cpu": 0.0, "n": 0} for v in VENDORS}
-    order = list(VENDORS)
+    conns = {v: http.client.HTTPConnection("127.0.0.1", port, timeout=30) for v in vendors}
+    out: dict[str, dict] = {v: {"total": [], "overhead": [], "cpu": 0.0, "n": 0} for v in vendors}
+    order = list(vendors)
     for block in range(max(rounds // BLOCK, 1) + 1):  # the first cycle warms up
         order = order[1:] + order[:1]
         for vendor in order:
@@ -93,7 +102,7 @@ def _report(name: str, figures: dict[str, dict]) -> list[str]:
         "| e2e p50 / openai | CPU / openai |",
         "|---|---|---|---|---|---|---|",
     ]
-    for vendor in VENDORS:
+    for vendor in figures:
         total, overhead = figures[vendor]["total"], figures[vendor]["overhead"]
         lines.append(
             f"| {vendor} | {statistics.median(total):.3f} | {_p(total, 90):.3f} "
@@ -135,7 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1500)
     parser.add_argument("--stream-rounds", type=int, default=300)
+    parser.add_argument("--vendors", default=",".join(VENDORS), help=f"some of {KNOWN}")
     args = parser.parse_args(argv)
+    vendors = tuple(v for v in args.vendors.split(",") if v in KNOWN)
+    if "openai" not in vendors:
+        vendors = ("openai", *vendors)  # the ratios' baseline
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         upstream_port, gateway_port = free_port(), free_port()
@@ -155,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "--port", str(gateway_port), "--no-watch"], port=gateway_port,
                                 log_dir=work, ready_path="/readyz")  # fmt: skip
                 procs.append(gateway)
-                bodies = {v: _compact(_openai_request(f"m-{v}", **extra)).encode() for v in VENDORS}
-                lines += _report(label, _measure(gateway, bodies, rounds))
+                bodies = {v: _compact(_openai_request(f"m-{v}", **extra)).encode() for v in vendors}
+                lines += _report(label, _measure(gateway, bodies, rounds, vendors))
                 stop(gateway)
             plain, repaired = relay_cost_us()
             lines += [

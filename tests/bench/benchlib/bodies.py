@@ -36,6 +36,8 @@ ROUTES = {
     "/stream/v1/messages": ("anthropic_stream.sse", "text/event-stream; charset=utf-8"),
     "/v1/models": ("models.json", "application/json"),
     "/v1/responses": ("openai_responses.json", "application/json"),
+    "/v2/chat": ("cohere_response.json", "application/json"),
+    "/stream/v2/chat": ("cohere_stream.sse", "text/event-stream; charset=utf-8"),
 }
 
 
@@ -259,6 +261,46 @@ _DELTA_USAGE = (
 )
 
 
+def _cohere_usage(output_tokens: int, kind: type = int) -> dict:
+    return {
+        "billed_units": {"input_tokens": kind(61), "output_tokens": kind(output_tokens)},
+        "tokens": {"input_tokens": kind(561), "output_tokens": kind(output_tokens + 2)},
+        "cached_tokens": kind(0),
+    }
+
+
+def cohere_response() -> bytes:
+    """A ~1 KB Cohere v2 ``ChatResponseV2`` with one text item, compact JSON."""
+    body = {
+        "id": "9e5f00aa-bf1e-481a-abe3-0eceac18c3ec",
+        "message": {"role": "assistant", "content": [{"type": "text", "text": _text(110)}]},
+        "finish_reason": "COMPLETE",
+        "usage": _cohere_usage(110),
+    }
+    return _compact(body).encode()
+
+
+def cohere_stream(chunks: int = STREAM_CHUNKS) -> bytes:
+    """Cohere's named events: message-start, one text item of ``chunks`` deltas, message-end
+    (usage as floats, as Cohere streams it), then ``data: [DONE]``."""
+    start = {"type": "message-start", "id": "29f14a5a-11de-4cae-9800-25e4747408ea"}
+    start["delta"] = {"message": {"role": "assistant"}}
+    content_start = {"type": "content-start", "index": 0}
+    content_start["delta"] = {"message": {"content": {"type": "text", "text": ""}}}
+    parts = [_event(start), _event(content_start)]
+    for i in range(chunks):
+        word = (" " if i else "") + _WORDS[i % len(_WORDS)]
+        delta = {"message": {"content": {"text": word}}}
+        parts.append(_event({"type": "content-delta", "index": 0, "delta": delta}))
+    end = {"finish_reason": "COMPLETE", "usage": _cohere_usage(chunks, float)}
+    parts += [
+        _event({"type": "content-end", "index": 0}),
+        _event({"type": "message-end", "delta": end}),
+        "data: [DONE]\n\n",
+    ]
+    return "".join(parts).encode()
+
+
 def models_list() -> bytes:
     models = [{"id": OPENAI_MODEL, "object": "model", "created": CREATED, "owned_by": "system"}]
     return _compact({"object": "list", "data": models}).encode()
@@ -273,6 +315,8 @@ def responses() -> dict[str, bytes]:
         "anthropic_stream.sse": anthropic_stream(),
         "models.json": models_list(),
         "openai_responses.json": openai_responses_response(),
+        "cohere_response.json": cohere_response(),
+        "cohere_stream.sse": cohere_stream(),
     }
 
 
