@@ -140,6 +140,34 @@ def relay_cost_us(batches: int = 40, size: int = 100) -> tuple[float, float]:
     return best[False], best[True]
 
 
+def translated_relay_cost_us(wires: tuple[str, ...], batches: int = 30) -> dict[str, float]:
+    """CPU of relaying each wire's canned 50-delta stream to an OpenAI client through the hub
+    (OpenAI's is a pass-through, the others translated), in-process, best batch of 100."""
+    sys.path.insert(0, str(HERE.parents[1]))
+    from decimal import Decimal
+
+    from benchlib import bodies
+
+    from proxy.engine.dialects import stream_translator
+    from proxy.engine.relay import StreamRelay
+    from proxy.pricing import Price
+    from proxy.providers.registry import vendor_for
+
+    streams = {"openai": bodies.openai_stream(), "anthropic": bodies.anthropic_stream(),
+               "cohere": bodies.cohere_stream()}  # fmt: skip
+    price, best = Price(Decimal("0.0025"), Decimal("0.01")), dict.fromkeys(wires, float("inf"))
+    for batch in range(batches):
+        for wire in wires if batch % 2 else wires[::-1]:
+            vendor, started = vendor_for(wire), time.process_time()
+            for _ in range(100):
+                translator = stream_translator("openai", vendor, 1, "m")
+                relay = StreamRelay(dialect="openai", wire=vendor.wire, translator=translator,
+                                    include_usage=True, price=price, model="m")  # fmt: skip
+                relay.feed(streams[wire])
+            best[wire] = min(best[wire], (time.process_time() - started) / 100 * 1e6)
+    return best
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1500)
@@ -177,6 +205,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"openai {plain:.1f} us, azure_openai/openai_compatible {repaired:.1f} us "
                 f"({repaired / plain:.3f})",
             ]
+            translated = tuple(v for v in vendors if v in ("openai", "anthropic", "cohere"))
+            if len(translated) > 1:
+                costs = translated_relay_cost_us(translated)
+                lines.append("relay CPU per 50-delta stream through the hub to an OpenAI client")
+                base = costs["openai"]
+                lines += [f"{w} {us:.1f} us ({us / base:.3f})" for w, us in costs.items()]
             print("\n".join(lines))
         finally:
             for proc in procs:
