@@ -368,3 +368,22 @@ def test_the_cohere_provider_is_healthy(gateway, sim):
     assert orjson.loads(reply.content)["cohere"]["healthy"] is True
     check = [r for r in sim.sim.received if r.path == "/v1/check-api-key"][-1]
     assert check.headers["authorization"] == f"Bearer {COHERE_KEY}"
+
+
+# --- the Responses dialect reaches Cohere through the hub too -----------------------------
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_api_clients_reach_cohere(gateway, sim, stream):
+    from tests.e2e.test_responses import _weather_turns
+
+    client = gateway.openai()
+    raw = client.responses.with_raw_response.create(model=MODEL, input="say: via responses")
+    reply = raw.parse()
+    assert reply.output_text == "via responses" and raw.headers["x-llm-provider"] == "cohere"
+    assert reply.usage.input_tokens < TEMPLATE_TOKENS  # billed units, not template tokens
+    first, second = _weather_turns(client, MODEL, stream)
+    assert first.output_text == "I will use get_weather."  # the plan, before the call
+    assert "sunny, 21 C" in second.output_text
+    sent = cohere_requests(sim)[-1].json["messages"]
+    assert sent[-1]["role"] == "tool" and sent[-1]["content"] == "sunny, 21 C"
