@@ -295,3 +295,25 @@ def test_an_openai_compatible_server_gets_the_translation(gateway_factory, sim):
     with pytest.raises(openai.BadRequestError) as raised:
         client.responses.create(model="local-llama", input="hi", previous_response_id="resp_1")
     assert raised.value.body["param"] == "previous_response_id"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_cohere_reaches_the_responses_dialect_through_the_hub(gateway, sim, stream):
+    """A vendor added after the dialect: no code of the pair, text, tools and cost work."""
+    from tests.e2e.test_cohere import MODEL, PRICE
+
+    client = gateway.openai()
+    question = {"role": "user", "content": "What is the weather in Paris?"}
+    if stream:
+        with client.responses.stream(model=MODEL, input=[question], tools=[TOOL]) as events:
+            first = events.get_final_response()
+    else:
+        first = client.responses.create(model=MODEL, input=[question], tools=[TOOL])
+    call = next(item for item in first.output if item.type == "function_call")
+    answer = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21 C"}
+    history = [question, *[item.model_dump(exclude_none=True) for item in first.output]]
+    second = client.responses.create(model=MODEL, input=[*history, answer], tools=[TOOL])
+    assert "sunny, 21 C" in second.output_text
+    usage = second.usage.model_dump()
+    assert usage["cost"] == float(format_usd(cost(PRICE, usage_from_responses(usage))))
+    assert sim.completions()[-1].path == "/v2/chat"
