@@ -57,10 +57,10 @@ def test_key_ignores_order_whitespace_and_stream_fields():
     target = resolve(snapshot(), "gpt-4o")
     one = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
     two = {"temperature": 0, "stream": True, "stream_options": {"include_usage": True}, **one}
-    bodies = [keys.canonical(keys.wire_body("openai", b, target)) for b in (one, two)]
+    bodies = [keys.canonical("openai", b, target) for b in (one, two)]
     assert bodies[0] == bodies[1]
     assert b"hi" in bodies[0] and b"stream" not in bodies[0]
-    changed = keys.canonical(keys.wire_body("openai", {**one, "temperature": 1}, target))
+    changed = keys.canonical("openai", {**one, "temperature": 1}, target)
     assert changed != bodies[0]
 
 
@@ -70,8 +70,8 @@ def test_key_equal_after_translation_whatever_the_dialect():
     openai_body = {"model": "claude", "messages": messages, "max_tokens": 50}
     anthropic_body = {"model": "claude", "messages": messages, "max_tokens": 50, "stream": True}
     wire = [
-        keys.canonical(keys.wire_body("openai", openai_body, target)),
-        keys.canonical(keys.wire_body("anthropic", anthropic_body, target)),
+        keys.canonical("openai", openai_body, target),
+        keys.canonical("anthropic", anthropic_body, target),
     ]
     assert wire[0] == wire[1]
     assert b"claude-3-5-sonnet-20241022" in wire[0]  # the upstream model, not the alias
@@ -79,7 +79,8 @@ def test_key_equal_after_translation_whatever_the_dialect():
 
 def test_key_depends_on_identity_and_route_and_never_holds_text():
     snap = snapshot()
-    body = keys.canonical({"model": "x", "messages": [{"role": "user", "content": "secret"}]})
+    secret = {"model": "gpt-4o", "messages": [{"role": "user", "content": "secret"}]}
+    body = keys.canonical("openai", secret, resolve(snap, "gpt-4o"))
     route = keys.route(resolve(snap, "gpt-4o"))
     other_route = keys.route(resolve(snap, "claude"))
     tokens = ("token-a", "token-b")

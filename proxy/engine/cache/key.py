@@ -23,21 +23,23 @@ from proxy.engine.route import Target
 JSON = dict[str, Any]
 UNKEYED = frozenset({"stream", "stream_options"})
 """Request fields that never change the answer's content, only how it is delivered."""
-ANONYMOUS = b""
+VERSION = b"llm-edge-cache/1\n"
+"""Changes whenever what a key covers changes, so old entries are simply never found."""
+ANONYMOUS = b"\0" * 32
 """The identity every client shares when inbound auth is off."""
 
 
-def wire_body(dialect: str, body: JSON, target: Target) -> JSON:
-    """The request as ``target``'s vendor would receive it (a GatewayError if it cannot)."""
-    if dialect == target.vendor.wire:
-        return {**body, "model": target.upstream_model}  # pass-through: only the model changes
-    wire, _ = target.vendor.request_from_unified(DIALECTS[dialect].request_to_unified(body), target)
-    return wire
-
-
-def canonical(wire: JSON) -> bytes:
-    """The request's answer-relevant content as bytes: key order and whitespace do not count."""
-    kept = {k: v for k, v in wire.items() if k not in UNKEYED}
+def canonical(dialect: str, body: JSON, target: Target) -> bytes:
+    """The request as ``target``'s vendor would receive it, without what does not change the
+    answer, as bytes where key order and whitespace do not count (a GatewayError if the
+    request cannot be translated)."""
+    if dialect == target.vendor.wire:  # pass-through: only the model changes
+        kept = {k: v for k, v in body.items() if k not in UNKEYED}
+        kept["model"] = target.upstream_model
+    else:
+        unified = DIALECTS[dialect].request_to_unified(body)
+        wire, _ = target.vendor.request_from_unified(unified, target)
+        kept = {k: v for k, v in wire.items() if k not in UNKEYED}
     return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS)
 
 
@@ -56,12 +58,8 @@ def _route(kind: str, url: str, version: str, headers: tuple[Any, ...], model: s
 
 
 def cache_key(route_id: bytes, identity: bytes, body: bytes) -> bytes:
-    """32 bytes naming one answer."""
-    digest = hashlib.sha256(b"llm-edge-cache/1\n")
-    digest.update(route_id)
-    digest.update(identity)
-    digest.update(body)
-    return digest.digest()
+    """32 bytes naming one answer (the route and identity digests have fixed lengths)."""
+    return hashlib.sha256(b"".join((VERSION, route_id, identity, body))).digest()
 
 
 def identity(presented: Sequence[bytes], tokens: tuple[str, ...]) -> bytes | None:

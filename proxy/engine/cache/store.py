@@ -57,6 +57,10 @@ class ResponseCache:
         self.stats = CacheStats()
         self._settings: BackendSettings | None = None
         self._backend: MemoryStore | RedisStore | None = None
+        # Each model's route for the snapshot requests last used (names are configured ones:
+        # an unknown model is a 404 before any lookup).
+        self._snapshot: Snapshot | None = None
+        self._table: dict[tuple[str, str], _Route | None] = {}
 
     @property
     def backend(self) -> MemoryStore | RedisStore | None:
@@ -102,22 +106,19 @@ class ResponseCache:
         reports that error), or it passes through natively in a dialect that has no unified
         form (a Responses API request to OpenAI)."""
         snapshot = call.snapshot
-        ttl_s = snapshot.cache.ttl_for(_model_name(snapshot, call.body))
         backend = self._backend
-        if ttl_s is None or backend is None:
+        route = self._route(snapshot, call.dialect, str(call.body.get("model")))
+        if route is None or backend is None:
             return None
         who = keys.identity(presented, snapshot.server.auth.tokens)
         if who is None:
             return None
         try:
-            target = native_target(call.dialect, resolve(snapshot, str(call.body.get("model"))))
-            if isinstance(target.vendor, NativeDialect):
-                return None  # passed through in a dialect with no unified form to store
-            body = keys.wire_body(call.dialect, call.body, target)
+            body = keys.canonical(call.dialect, call.body, route.target)
         except GatewayError:
             return None
-        route = keys.route(target)
-        found = Lookup(MISS, keys.cache_key(route, who, keys.canonical(body)), route, ttl_s, True)
+        key = keys.cache_key(route.id, who, body)
+        found = Lookup(MISS, key, route.id, route.ttl_s, True)
         read, found.store = keys.cache_control(headers)
         if not read:
             found.status = BYPASS
@@ -131,6 +132,15 @@ class ResponseCache:
             else:
                 found.status = HIT
         return found
+
+    def _route(self, snapshot: Snapshot, dialect: str, name: str) -> _Route | None:
+        """The cached route of a model for a dialect, worked out once per snapshot."""
+        if snapshot is not self._snapshot:
+            self._snapshot, self._table = snapshot, {}
+        found = self._table.get((dialect, name), _UNKNOWN)
+        if found is _UNKNOWN:
+            found = self._table[(dialect, name)] = _new_route(snapshot, dialect, name)
+        return found  # type: ignore[return-value]
 
     async def store(
         self, lookup: Lookup, target: Target, completion: dict[str, Any], cost: Decimal | None
@@ -159,9 +169,27 @@ class ResponseCache:
         return True
 
 
-def _model_name(snapshot: Snapshot, body: Mapping[str, Any]) -> str:
-    model = snapshot.resolve(str(body.get("model")))
-    return model.name if model is not None else ""
+@dataclass(frozen=True, slots=True)
+class _Route:
+    ttl_s: float
+    target: Target  # the primary target, speaking the dialect natively if its vendor can
+    id: bytes  # keys.route(target)
+
+
+_UNKNOWN = object()
+
+
+def _new_route(snapshot: Snapshot, dialect: str, name: str) -> _Route | None:
+    """None when the cache does not apply: the model is not cached, or its requests in this
+    dialect pass through natively with no unified form to store (Responses to OpenAI)."""
+    model = snapshot.resolve(name)
+    ttl_s = snapshot.cache.ttl_for(model.name) if model is not None else None
+    if ttl_s is None:
+        return None
+    target = native_target(dialect, resolve(snapshot, name))
+    if isinstance(target.vendor, NativeDialect):
+        return None
+    return _Route(ttl_s, target, keys.route(target))
 
 
 def _routes(snapshot: Snapshot) -> set[bytes]:
