@@ -324,3 +324,22 @@ def test_responses_dialect_translated_is_cached_native_pass_through_is_not(gatew
     assert len(sim.completions()) == 1
     native = create("gpt-4o")  # passed through to OpenAI's own Responses API: not cached
     assert "x-llm-cache" not in native.headers
+
+
+def test_a_third_vendor_wire_stream_is_stored_and_replayed_in_both_dialects(gateway_factory, sim):
+    gateway = gateway_factory(CACHED)
+    model = "command-a-03-2025"  # Cohere: its own wire, translated through the unified format
+    stream = gateway.openai().chat.completions.create(
+        model=model, max_tokens=200, stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Cohere, cached."}],
+    )  # fmt: skip
+    chunks = list(stream)
+    live = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert live and chunks[-1].usage.model_extra["cost"] > 0
+    whole = ask(gateway, "Cohere, cached.", model=model, max_tokens=200)
+    assert whole.headers["x-llm-cache"] == "hit" and whole.headers["x-llm-provider"] == "cohere"
+    assert whole.parse().choices[0].message.content == live
+    other = ask_anthropic(gateway, "Cohere, cached.", model=model)
+    assert other.headers["x-llm-cache"] == "hit"
+    assert other.parse().content[0].text == live
+    assert len(sim.completions()) == 1
