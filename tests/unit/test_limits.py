@@ -66,6 +66,13 @@ def test_output_bound_prefers_the_request_then_the_gateway_default(tmp_path: Pat
     assert output_bound({"max_tokens": 7, "n": 3}, model, False) == 21
     assert output_bound({}, model, anthropic_wire=True) == 1000
     assert output_bound({}, model, anthropic_wire=False) == FALLBACK_MAX_OUTPUT
+    from dataclasses import replace
+
+    from proxy.capabilities.model import Capabilities
+
+    known = replace(model, capabilities=Capabilities(max_output_tokens=16_384))
+    assert output_bound({}, known, anthropic_wire=False) == 16_384
+    assert output_bound({"n": 2}, known, anthropic_wire=False) == 32_768
 
 
 def test_worst_case_uses_the_highest_input_price_and_rounds_up() -> None:

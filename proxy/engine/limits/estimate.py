@@ -56,11 +56,10 @@ def input_bound(raw: bytes) -> int:
 
 
 def model_max_output(model: ModelConfig) -> int:
-    """The model's maximum output tokens: ``capabilities.max_output_tokens`` when the config
-    has it, else :data:`FALLBACK_MAX_OUTPUT`."""
-    capabilities = getattr(model, "capabilities", None)
-    value = getattr(capabilities, "max_output_tokens", None)
-    return value if isinstance(value, int) and value > 0 else FALLBACK_MAX_OUTPUT
+    """The model's maximum output tokens: ``capabilities.max_output_tokens`` (the catalog's,
+    or the config's), else :data:`FALLBACK_MAX_OUTPUT` when nobody knows it."""
+    value = model.capabilities.max_output_tokens
+    return value if value is not None and value > 0 else FALLBACK_MAX_OUTPUT
 
 
 def output_bound(body: dict[str, Any], model: ModelConfig, anthropic_wire: bool) -> int:
