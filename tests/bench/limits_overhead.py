@@ -75,9 +75,7 @@ def main() -> int:
             directory = Path(tmp)
             upstream = free_port()
             fake = REPO / "tests/bench/fake_upstream.py"
-            processes.append(
-                subprocess.Popen([sys.executable, str(fake), "--port", str(upstream)])
-            )
+            processes.append(subprocess.Popen([sys.executable, str(fake), "--port", str(upstream)]))
             variants = {
                 "off": "",
                 "memory": LIMITS.format(backend="memory", redis_url=redis.url),
@@ -94,7 +92,7 @@ def main() -> int:
                     subprocess.Popen(command, env=env, cwd=tmp, stderr=subprocess.DEVNULL)
                 )
             for port in ports.values():
-                _wait(port, time.monotonic() + 20)
+                _wait(port, time.monotonic() + 90)
             results = _measure(ports, body, args.rounds)
     finally:
         for process in processes:

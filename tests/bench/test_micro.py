@@ -199,9 +199,21 @@ def _drive(coro: Any) -> Any:
     raise AssertionError("the memory backend suspended")
 
 
-def test_limits_check_memory_backend(benchmark: Any, tmp_path: Path) -> None:
-    """Issue 17: a request's whole limits work with the memory backend (two budgets and a
-    rate limit): admission, settle, and the remaining headers; budget 30 us."""
+LIMITS_CASES = {
+    "one-budget": {"budgets": [{"name": "daily", "usd": 1e9}]},
+    "two-budgets-rpm-tpm": {
+        "budgets": [{"name": "daily", "usd": 1e9}, {"name": "gpt-4o", "usd": 1e9,
+                    "period": "hour", "models": ["gpt-4o"], "mode": "soft"}],
+        "rate_limits": [{"name": "rpm", "requests_per_minute": 10**9,
+                         "tokens_per_minute": 10**12}],
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(LIMITS_CASES))
+def test_limits_check_memory_backend(benchmark: Any, tmp_path: Path, case: str) -> None:
+    """Issue 17: a request's whole limits work with the memory backend: admission, settle,
+    and the remaining headers; budget 30 us."""
     import yaml
 
     from proxy.config.build import load_snapshot
@@ -213,11 +225,7 @@ def test_limits_check_memory_backend(benchmark: Any, tmp_path: Path) -> None:
         "providers": {"openai": {"type": "openai", "base_url": "http://x/v1", "api_key": "k"}},
         "models": {"gpt-4o": {"provider": "openai", "price": {
             "input_per_1k": 0.0025, "output_per_1k": 0.01}}},
-        "limits": {
-            "budgets": [{"name": "daily", "usd": 1e9}, {"name": "gpt-4o", "usd": 1e9,
-                        "period": "hour", "models": ["gpt-4o"], "mode": "soft"}],
-            "rate_limits": [{"name": "rpm", "requests_per_minute": 10**9}],
-        },
+        "limits": LIMITS_CASES[case],
     }  # fmt: skip
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -226,12 +234,13 @@ def test_limits_check_memory_backend(benchmark: Any, tmp_path: Path) -> None:
     body = {**orjson.loads(raw), "model": "gpt-4o"}
     price = snapshot.models["gpt-4o"].price
     usage = Usage(prompt_tokens=120, completion_tokens=40)
+    amount = cost(price, usage)  # the gateway prices every answer anyway: not limits work
     limits, headers = Limits(), {"authorization": "Bearer x"}
 
     def run() -> dict[str, str]:
         call = Call("openai", body, raw, False, snapshot, "id", 0.0)
         _drive(admit_call(limits, call, headers))
-        _drive(call.ticket.settle("gpt-4o", usage, cost(price, usage)))
+        _drive(call.ticket.settle("gpt-4o", usage, amount))
         return call.ticket.headers("gpt-4o")
 
     assert "x-llm-budget-remaining-usd" in benchmark(run)

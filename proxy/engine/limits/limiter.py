@@ -105,9 +105,8 @@ class Limits:
                     if excluded
                     else None
                 )
-            ops = [e.op for e in entries]
             try:
-                admission = await self.store(settings).admit(ops, hold_id, hold_until, now)
+                admission = await self.store(settings).admit(entries, hold_id, hold_until, now)
             except (RedisError, OSError) as exc:
                 self.unreachable(settings, exc)
                 return None
@@ -150,34 +149,34 @@ class Limits:
         for entry, value in zip(entries, spent, strict=True):
             view = views.get((entry.name, entry.unit))
             if view is None:
-                view = views[(entry.name, entry.unit)] = View(entry.unit, entry.op.limit)
-            view.limit, view.spent = entry.op.limit, value
+                view = views[(entry.name, entry.unit)] = View(entry.unit, entry.limit)
+            view.limit, view.spent = entry.limit, value
 
     def _refusal(
         self, refused: list[Entry], spent: list[int], entries: list[Entry], now: float
     ) -> GatewayError:
         for entry in refused:
             self.views[(entry.name, entry.unit)].rejections += 1
-        entry = max(refused, key=lambda e: e.op.expires_at)
+        entry = max(refused, key=lambda e: e.expires_at)
         used = spent[entries.index(entry)]
-        resets = iso(entry.op.expires_at)
+        resets = iso(entry.expires_at)
         if entry.unit == USD:
-            left = format_usd(from_nano(max(entry.op.limit - used, 0)))
-            usd = format_usd(from_nano(entry.op.limit))
+            left = format_usd(from_nano(max(entry.limit - used, 0)))
+            usd = format_usd(from_nano(entry.limit))
             message = (
                 f"Budget '{entry.name}' (${usd} per {entry.period}) cannot cover this request "
                 f"(${left} left); it resets at {resets}."
             )
         else:
             message = (
-                f"Rate limit '{entry.name}' allows {entry.op.limit} {entry.unit} per minute; "
+                f"Rate limit '{entry.name}' allows {entry.limit} {entry.unit} per minute; "
                 f"it resets at {resets}."
             )
         return GatewayError(
             ErrorType.BUDGET_EXCEEDED,
             message,
             code="budget_exceeded",
-            retry_after=str(retry_after(entry.op.expires_at, now)),
+            retry_after=str(retry_after(entry.expires_at, now)),
         )
 
     async def close(self) -> None:

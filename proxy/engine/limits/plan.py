@@ -7,7 +7,7 @@ integer nano-dollars once (exact when a per-1k price has at most 6 decimals, els
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
@@ -23,14 +23,14 @@ USD, REQUESTS, TOKENS = "usd", "requests", "tokens"
 
 
 @dataclass(slots=True)
-class Entry:
-    """One counter of one request: which limit, which targets it covers, their worst case."""
+class Entry(Op):
+    """One counter of one request (the store's :class:`Op`), with which limit it is, which
+    targets it covers and their worst case."""
 
-    name: str
-    unit: str  # USD (nano-dollars), REQUESTS or TOKENS
-    covered: frozenset[str]  # model names of the targets this counter applies to
-    worst: dict[str, int]  # per covered model: its worst case (nano-dollars or tokens)
-    op: Op
+    name: str = ""
+    unit: str = USD  # USD (nano-dollars), REQUESTS or TOKENS
+    covered: frozenset[str] = frozenset()  # model names of the targets it applies to
+    worst: dict[str, int] | None = None  # per covered model: its worst case (nano or tokens)
     mode: str = "hard"
     period: str = "minute"
 
@@ -93,6 +93,17 @@ class Rule:
     mode: str
     covered: frozenset[str]
     prices: tuple[tuple[str, Price], ...]  # the covered targets' (model, price)
+    window: list[tuple[int, int, str]] = field(default_factory=lambda: [(0, 0, "")], compare=False)
+    """[(start, end, store key)] of the window last used, replaced whole when it ends."""
+
+    def current(self, now: float) -> tuple[int, str]:
+        """The current window's end and store key."""
+        start, end, store_key = self.window[0]
+        if not start <= now < end:
+            start, end = _window(self.period, now)
+            store_key = key(self.prefix, self.name, self.what, start)
+            self.window[0] = (start, end, store_key)
+        return end, store_key
 
 
 _rules: dict[tuple[int, tuple[str, ...], frozenset[bytes]], tuple[LimitsSettings, list[Rule]]] = {}
@@ -148,14 +159,20 @@ def entries(
         outputs[t.model.name] = output_bound(body, t.model, t.vendor.wire == ANTHROPIC)
     primary = targets[0].model.name if targets else ""
     for rule in rules(settings, targets, tokens):
-        start, end = _window(rule.period, now)
+        end, store_key = rule.current(now)
         if rule.unit == USD:
             worst = {name: worst_case(price, inputs, outputs[name]) for name, price in rule.prices}
             amount = max(worst.values()) if rule.kind == RESERVE else 0
         elif rule.unit == REQUESTS:
-            worst, amount = {primary: 1}, 1
+            worst, amount = _ONE, 1
         else:
             worst, amount = {primary: inputs + outputs[primary]}, 0
-        op = Op(key(rule.prefix, rule.name, rule.what, start), rule.limit, amount, rule.kind, end)
-        out.append(Entry(rule.name, rule.unit, rule.covered, worst, op, rule.mode, rule.period))
+        out.append(
+            Entry(store_key, rule.limit, amount, rule.kind, end,
+                  rule.name, rule.unit, rule.covered, worst, rule.mode, rule.period)
+        )  # fmt: skip
     return out
+
+
+_ONE: dict[str, int] = {}
+"""A requests counter's worst case: never charged at settle (counted at admission)."""

@@ -54,8 +54,10 @@ class Ticket:
         lowest: dict[str, int] = {}
         for entry, spent in zip(self._entries, self._spent, strict=True):
             if model in entry.covered:
-                left = max(entry.op.limit - spent, 0)
-                lowest[entry.unit] = min(lowest.get(entry.unit, left), left)
+                left = entry.limit - spent if spent < entry.limit else 0
+                best = lowest.get(entry.unit)
+                if best is None or left < best:
+                    lowest[entry.unit] = left
         out = {}
         for unit, left in lowest.items():
             out[_HEADER[unit]] = usd_text(left) if unit == "usd" else str(left)
@@ -81,14 +83,14 @@ class Ticket:
             "requests": 0,  # counted at admission
         }
         for i, entry in enumerate(self._entries):
-            op = entry.op
+            op = entry
             held = op.amount if op.kind == RESERVE else 0
             charge = 0
             if model is not None and model in entry.covered:
                 exact = known[entry.unit]
                 charge = exact if exact is not None else entry.worst[model]
             if held or charge:
-                charges.append(Charge(entry.op.key, held, charge, entry.op.expires_at))
+                charges.append(Charge(entry.key, held, charge, entry.expires_at))
                 owners.append(i)
         if not charges:
             return
