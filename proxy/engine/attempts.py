@@ -18,7 +18,7 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from proxy.capabilities.checks import adjust, refusal
@@ -32,6 +32,7 @@ from proxy.engine.route import Target, chain, resolve
 from proxy.errors import ErrorType, GatewayError
 
 T = TypeVar("T")
+SUCCESS, CANCELLED = "success", "cancelled"  # attempt outcomes besides the error types
 Once = Callable[[Target, bytes, float], Awaitable[T]]
 """One attempt: ``once(target, body, remaining_s)``; raises GatewayError on failure."""
 
@@ -62,6 +63,9 @@ class Call:
     """Its budgets' and rate limits' admission (proxy.engine.limits.Ticket), if any apply."""
     excluded: frozenset[str] = frozenset()
     """Fallback models its budgets cannot cover: the chain skips them."""
+    outcomes: list[tuple[str, str, str]] = field(default_factory=list)
+    """(model, provider, outcome) of every attempt: ``success``, ``cancelled`` or the error
+    type; failed attempts are counted in metrics, not by the breaker."""
 
 
 class CallFailed(Exception):
@@ -151,60 +155,95 @@ class _NoAttempt(Exception):
 async def _attempt_target(
     call: Call, breakers: Breakers, target: Target, body: bytes, once: Once[T]
 ) -> T:
-    """Up to ``1 + max_retries`` attempts on one target; raises its last error."""
-    policy = target.model.retry
+    """Up to ``1 + max_retries`` attempts on one target; raises its last error.
+
+    The breaker judges the request, not its attempts: it gets one verdict when the target is
+    done with (a success however many attempts failed, or one failure), so a provider that
+    answers every request within its retries keeps a closed circuit.
+    """
     breaker = breakers.get(target.provider.name, target.provider.breaker)
-    last: GatewayError | None = None
+    if call.deadline - time.monotonic() <= 0:
+        raise _NoAttempt(_deadline_error())
+    if not breaker.allow():
+        raise _NoAttempt(_circuit_open(target, breaker))
+    probe = breaker.transitions if breaker.state is State.HALF_OPEN else None
+    try:
+        result = await _attempts(call, breaker, probe, target, body, once)
+    except _TargetFailed as failed:
+        if failed.counts:
+            breaker.record_failure()
+        elif probe is not None:
+            breaker.release_probe(probe)
+        raise failed.error from None
+    except BaseException:  # cancelled (client gone) or a bug: no verdict on the provider
+        if probe is not None:
+            breaker.release_probe(probe)
+        raise
+    breaker.record_success()
+    return result
+
+
+class _TargetFailed(Exception):
+    """A target's attempts ended in ``error``; ``counts``: a verdict against its provider."""
+
+    def __init__(self, error: GatewayError, counts: bool) -> None:
+        super().__init__(str(error))
+        self.error, self.counts = error, counts
+
+
+async def _attempts(
+    call: Call, breaker: Breaker, probe: int | None, target: Target, body: bytes, once: Once[T]
+) -> T:
+    """The attempt loop on one target; every attempt's outcome goes to ``call.outcomes``."""
+    policy = target.model.retry
+    names = (target.model.name, target.provider.name)
+    failed = _TargetFailed(_deadline_error(), False)
     for retry in range(policy.max_retries + 1):
         remaining = call.deadline - time.monotonic()
-        if remaining <= 0:
-            raise last if last is not None else _NoAttempt(_deadline_error())
-        if not breaker.allow():  # opened (maybe by this very call's failures): stop here
-            raise last if last is not None else _NoAttempt(_circuit_open(target, breaker))
-        probe = breaker.transitions if breaker.state is State.HALF_OPEN else None
+        if retry and (remaining <= 0 or not _still_allowed(breaker, probe)):
+            raise failed  # the circuit opened meanwhile: report what the upstream said
         call.attempts += 1
         started = time.perf_counter()
+        outcome = CANCELLED
         try:
             result = await once(target, body, remaining)
-        except GatewayError as error:
-            call.upstream_s += time.perf_counter() - started
-            last = _settle(call, breaker, error, probe)
-        except BaseException:  # cancelled (client gone) or a bug: no verdict on the provider
-            call.upstream_s += time.perf_counter() - started
-            if probe is not None:
-                breaker.release_probe(probe)
-            raise
-        else:
-            call.upstream_s += time.perf_counter() - started
-            breaker.record_success()
+            outcome = SUCCESS
             return result
-        delay = _wait_before_retry(policy, retry, last)
+        except GatewayError as error:
+            failed = _judge(call, error)
+            outcome = str(failed.error.type)
+        finally:
+            call.upstream_s += time.perf_counter() - started
+            call.outcomes.append((*names, outcome))
+        delay = _wait_before_retry(policy, retry, failed.error)
         if delay is None or time.monotonic() + delay >= call.deadline:
-            raise last
+            raise failed
         call.waited_s += delay
         await asyncio.sleep(delay)
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _settle(call: Call, breaker: Breaker, error: GatewayError, probe: int | None) -> GatewayError:
-    """Tell the breaker what a failed attempt says about the provider; the error to keep."""
+def _still_allowed(breaker: Breaker, probe: int | None) -> bool:
+    """May a request that already made attempts retry? Not once other requests' verdicts (or
+    health checks) opened its provider's circuit; a half-open probe keeps its own slot."""
+    if not breaker.settings.enabled:
+        return True
+    if probe is not None:
+        return breaker.state is State.HALF_OPEN and breaker.transitions == probe
+    return breaker.state is State.CLOSED
+
+
+def _judge(call: Call, error: GatewayError) -> _TargetFailed:
+    """What a failed attempt says about the provider, and the error to keep."""
     cut = (
         error.type is ErrorType.TIMEOUT
         and error.upstream_status is None
         and time.monotonic() >= call.deadline - 0.001
     )
-    if cut:  # our own total deadline ended the attempt
-        if call.client_deadline:
-            if probe is not None:
-                breaker.release_probe(probe)
-        else:
-            breaker.record_failure()  # slower than the whole configured budget
-        return _deadline_error()
-    if error.counts_against_provider:
-        breaker.record_failure()
-    elif probe is not None:
-        breaker.release_probe(probe)
-    return error
+    if cut:  # our total deadline ended it: the provider's fault only against the configured
+        # budget; a shorter deadline the client chose says nothing about the provider
+        return _TargetFailed(_deadline_error(), not call.client_deadline)
+    return _TargetFailed(error, error.counts_against_provider)
 
 
 def _wait_before_retry(policy: RetryPolicy, retry: int, error: GatewayError) -> float | None:

@@ -1,8 +1,11 @@
 """A circuit breaker per provider.
 
 Closed: requests flow; provider-side failures (transport, timeouts, 5xx, 529, 429) are counted.
-It opens after ``failure_threshold`` consecutive failures, or when the failure rate over the
-last ``window_s`` reaches ``failure_rate`` with at least ``min_requests`` outcomes. Open: calls
+A verdict is a request's, not an attempt's (:mod:`proxy.engine.attempts` records one per
+request and provider, after its retries), so a provider that answers within its retries
+never trips it. It opens after ``failure_threshold`` consecutive failures, or when the
+failure rate over the last ``window_s`` reaches ``failure_rate`` with at least
+``min_requests`` outcomes. Open: calls
 fail fast (or fall back) for ``cooldown_s``; outcomes of requests that started before it opened
 change nothing. Half-open: up to ``half_open_probes`` requests go through; once that many have
 succeeded it closes, and any failure re-opens it. Client and configuration errors (400, 401,

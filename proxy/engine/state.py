@@ -35,6 +35,8 @@ class RequestRecord:
     provider: str | None = None
     error_type: str | None = None
     attempts: int = 0
+    # (model, provider, outcome) per upstream attempt, as tried (fallbacks included).
+    outcomes: list[tuple[str, str, str]] = field(default_factory=list)
     usage: Usage | None = None  # None: no answer, or an answer that reported no usage
     cost: Decimal | None = None  # None: unknown (never a made-up zero)
     usage_missing: bool = False  # the upstream answered but reported no usage

@@ -101,6 +101,7 @@ async def _handle(request: web.Request, dialect: str) -> web.StreamResponse:
         record.latency_s = time.perf_counter() - started
         if call is not None:
             record.attempts, record.upstream_s = call.attempts, call.upstream_s
+            record.outcomes = call.outcomes
             record.dropped_params = call.dropped
         state.observe(record)
 

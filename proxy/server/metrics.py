@@ -161,6 +161,7 @@ class Metrics:
         # (model, provider, stream) -> its target and its latency histogram.
         self._series: dict[tuple[str, str, bool], tuple[_Target, _Histogram]] = {}
         self._requests: dict[tuple[str, ...], _Count] = {}
+        self._outcomes: dict[tuple[str, str, str], _Count] = {}  # (model, provider, outcome)
         self._overhead: dict[str, _Histogram] = {}
         # With --workers N: the sibling workers whose numbers a scrape adds (proxy.server.peers).
         self.peers: Peers | None = None
@@ -195,6 +196,11 @@ class Metrics:
             series = self._new_series(model, provider, record.stream)
         target, latency = series
         latency.observe(record.latency_s)
+        for outcome in record.outcomes:
+            count = self._outcomes.get(outcome)
+            if count is None:
+                count = self._outcomes[outcome] = _Count()
+            count.value += 1
         if record.attempts:
             target.attempts += record.attempts
             target.upstream.observe(record.upstream_s)
@@ -258,6 +264,16 @@ class _RequestCollector:
         for name, doc, attr in _COUNTERS:
             values = [(labels, getattr(t, attr), t.created) for labels, t in targets]
             yield _counter(name, doc, values)
+        outcomes = [
+            ({"model": model, "provider": provider, "outcome": outcome}, c.value, c.created)
+            for (model, provider, outcome), c in m._outcomes.items()
+        ]
+        yield _counter(
+            "upstream_attempt_outcomes",
+            "Upstream attempts by outcome (success, cancelled or the error type), per model "
+            "and provider tried.",
+            outcomes,
+        )
         latency = [
             ({"model": model, "provider": provider, "stream": "true" if stream else "false"}, h)
             for (model, provider, stream), (_, h) in m._series.items()

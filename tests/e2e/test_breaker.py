@@ -14,6 +14,7 @@ import pytest
 from proxy.sim.faults import Fault
 from tests.conftest import wait_until
 from tests.http import get
+from tests.prom import samples
 
 HELLO = [{"role": "user", "content": "hello"}]
 COOLDOWN_S = 0.3
@@ -164,15 +165,26 @@ def test_failure_rate_in_the_window_opens_it(gateway_factory, sim):
     assert circuit(gateway) == "open"
 
 
-def test_a_call_whose_failures_open_it_stops_retrying_with_the_real_error(gateway_factory, sim):
-    policy = breaker_policy(failure_threshold=2)
-    policy["retry"] = {"max_retries": 4, "initial_backoff_ms": 5}
+def test_a_call_stops_retrying_once_its_circuit_opened_meanwhile(gateway_factory, sim):
+    """Another verdict (here a failed health check) opens the circuit while a call waits to
+    retry: the call stops there and reports what the upstream said, not ``circuit_open``."""
+    policy = breaker_policy(failure_threshold=1)
+    policy["retry"] = {"max_retries": 3, "initial_backoff_ms": 3000, "max_backoff_ms": 3000}
     gateway = gateway_factory(policy)
-    sim.sim.faults.push(*[Fault(kind="status", status=503)] * 5)
-    error = refused(gateway)
-    assert error.response.headers["x-llm-attempts"] == "2"
+    sim.sim.faults.push(Fault(kind="status", status=500, path="/v1/chat/completions"))
+    sim.sim.faults.push(*[Fault(kind="status", status=503, path="/v1/models")] * 2)
+    errors: list[openai.APIStatusError] = []
+    call = threading.Thread(target=lambda: errors.append(refused(gateway)))
+    call.start()
+    wait_until(lambda: [r for r in sim.completions() if r.done], timeout=5)
+    assert circuit(gateway) == "closed"  # one failed attempt is no verdict yet
+    get(f"{gateway.url}/health/providers")
+    assert circuit(gateway) == "open"
+    call.join(15)
+    (error,) = errors
+    assert error.response.headers["x-llm-attempts"] == "1"
     assert error.body["code"] != "circuit_open"  # the client learns what the upstream said
-    assert len(sim.completions()) == 2
+    assert len(sim.completions()) == 1
 
 
 def test_disabled_breaker_never_opens(gateway_factory, sim):
@@ -180,4 +192,91 @@ def test_disabled_breaker_never_opens(gateway_factory, sim):
     for _ in range(3):
         sim.sim.faults.push(Fault(kind="status", status=500))
         refused(gateway)
+    assert circuit(gateway) == "closed"
+
+
+# --- the breaker judges requests, not attempts -------------------------------------------------
+
+PATTERN = ((500, 500), (529,), (500,))  # failed attempts before each request's success
+WINDOW = {"failure_threshold": 3, "failure_rate": 0.5, "min_requests": 10, "window_s": 600}
+TARGETS = {"gpt-4o": "openai", "claude-3.5-sonnet": "anthropic"}
+
+
+def judged_by_requests(provider: str, max_retries: int) -> dict[str, Any]:
+    return {
+        "retry": {"max_retries": max_retries, "initial_backoff_ms": 1, "max_backoff_ms": 2},
+        "providers": {provider: {"breaker": {**WINDOW, "cooldown_s": 600}}},
+    }
+
+
+def outcomes(gateway, provider: str) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for (name, labels), count in samples(get(f"{gateway.url}/metrics").text).items():
+        labels = dict(labels)
+        if name == "llm_edge_upstream_attempt_outcomes_total" and labels["provider"] == provider:
+            found[labels["outcome"]] = found.get(labels["outcome"], 0) + count
+    return found
+
+
+@pytest.mark.parametrize("model", TARGETS)
+def test_requests_that_succeed_within_their_retries_never_open_it(gateway_factory, sim, model):
+    """57% of attempts fail, two in a row at most, every request succeeds: the circuit stays
+    closed (judging attempts, it would open after the fourth request)."""
+    provider = TARGETS[model]
+    gateway = gateway_factory(judged_by_requests(provider, max_retries=2))
+    for _ in range(30):
+        for statuses in PATTERN:
+            sim.sim.faults.push(*[Fault(kind="status", status=s) for s in statuses])
+            raw = gateway.openai().chat.completions.with_raw_response.create(
+                model=model, messages=HELLO
+            )
+            assert raw.headers["x-llm-attempts"] == str(len(statuses) + 1)
+            assert raw.parse().choices[0].message.content
+        assert circuit(gateway, provider) == "closed"
+    assert gateway.state.breakers.transitions()[(provider, "open")] == 0
+    assert len(sim.completions()) == 30 * 7
+    # the failed attempts are in the metrics, not in the breaker
+    assert outcomes(gateway, provider) == {"success": 90, "provider_error": 120}
+    attempts = samples(get(f"{gateway.url}/metrics").text)
+    total = sum(
+        count
+        for (name, labels), count in attempts.items()
+        if name == "llm_edge_upstream_attempts_total" and dict(labels)["provider"] == provider
+    )
+    assert total == 210
+
+
+@pytest.mark.parametrize("model", TARGETS)
+def test_a_provider_down_for_every_attempt_opens_after_threshold_requests(
+    gateway_factory, sim, model
+):
+    provider = TARGETS[model]
+    gateway = gateway_factory(judged_by_requests(provider, max_retries=2))
+    client = gateway.openai().chat.completions
+    for n in range(WINDOW["failure_threshold"]):
+        assert circuit(gateway, provider) == "closed", n  # 3 failed attempts: one verdict
+        sim.sim.faults.push(*[Fault(kind="status", status=500)] * 3)
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.create(model=model, messages=HELLO)
+        assert caught.value.response.headers["x-llm-attempts"] == "3"
+    assert circuit(gateway, provider) == "open"
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.create(model=model, messages=HELLO)
+    assert caught.value.body["code"] == "circuit_open"
+    assert caught.value.response.headers["x-llm-attempts"] == "0"
+    assert len(sim.completions()) == 9
+    assert outcomes(gateway, provider) == {"provider_error": 9}
+
+
+def test_a_probe_request_that_succeeds_on_retry_closes_it(gateway_factory, sim):
+    policy = breaker_policy(failure_threshold=1)
+    policy["retry"] = {"max_retries": 1, "initial_backoff_ms": 1}
+    gateway = gateway_factory(policy)
+    sim.sim.faults.push(*[Fault(kind="status", status=500)] * 2)
+    assert refused(gateway).response.headers["x-llm-attempts"] == "2"
+    assert circuit(gateway) == "open"  # two failed attempts, one failed request
+    wait_until(lambda: circuit(gateway) == "half_open", timeout=5)
+    sim.sim.faults.push(Fault(kind="status", status=500))
+    probe = ask(gateway)
+    assert probe.headers["x-llm-attempts"] == "2"
     assert circuit(gateway) == "closed"
