@@ -19,6 +19,7 @@ from proxy.capabilities.model import Capabilities
 from proxy.catalog import Catalog, Entry
 from proxy.config.aliases import implicit
 from proxy.config.cache import build_cache
+from proxy.config.egress import proxy_from_env
 from proxy.config.limits import build_limits
 from proxy.config.loader import ConfigError, Problem, read_document
 from proxy.config.snapshot import (
@@ -33,6 +34,7 @@ from proxy.config.snapshot import (
     ServerSettings,
     Snapshot,
     Timeouts,
+    TLSSettings,
 )
 from proxy.config.validate import coerce_env_values, find_warnings, validate
 from proxy.pricing import Price
@@ -69,16 +71,20 @@ def _price(price: Data) -> Price:
     )
 
 
-def _provider(name: str, raw: Data, top: Data) -> ProviderConfig:
+def _provider(name: str, raw: Data, top: Data, environ: Mapping[str, str]) -> ProviderConfig:
     def merged(key: str) -> dict[str, Any]:
         return _section(top.get(key), raw.get(key))
+
+    base_url = str(raw["base_url"]).rstrip("/")
+    # The environment is read here, once per load: requests never look at it.
+    proxy_url = raw["proxy_url"] if "proxy_url" in raw else proxy_from_env(base_url, environ)
 
     keys = ("anthropic_version", "drop_unsupported_params", "api_version", "send_stream_options")
     optional = {k: raw[k] for k in keys if k in raw}
     return ProviderConfig(
         name=name,
         type=raw["type"],
-        base_url=str(raw["base_url"]).rstrip("/"),
+        base_url=base_url,
         api_key=(raw.get("api_key") or "").strip(),  # a key file's trailing newline
         retry=RetryPolicy(**merged("retry")),
         timeouts=Timeouts(**merged("timeouts")),
@@ -88,6 +94,8 @@ def _provider(name: str, raw: Data, top: Data) -> ProviderConfig:
         headers=MappingProxyType(dict(raw.get("headers") or {})),
         azure_ad_token=azure_ad_token(raw),
         azure_ad_token_file=raw.get("azure_ad_token_file") or None,
+        proxy_url=proxy_url or None,
+        tls=TLSSettings(**_section(raw.get("tls"))),
         **optional,
     )
 
@@ -161,8 +169,9 @@ def build_snapshot(
     environ: Mapping[str, str] | None = None,
 ) -> Snapshot:
     """A snapshot from data that already passed :func:`validate` (``environ`` for auth tokens)."""
+    env = os.environ if environ is None else environ
     providers_raw: dict[str, Data] = data["providers"]
-    providers = {name: _provider(name, p, data) for name, p in providers_raw.items()}
+    providers = {name: _provider(name, p, data, env) for name, p in providers_raw.items()}
     catalog = Catalog()
     models = {
         name: _model(name, m, providers_raw[m["provider"]], data, catalog)
@@ -179,7 +188,7 @@ def build_snapshot(
         models=MappingProxyType(models),
         lookup=MappingProxyType(lookup),
         ambiguous=MappingProxyType(ambiguous),
-        server=_server(_section(data.get("server")), os.environ if environ is None else environ),
+        server=_server(_section(data.get("server")), env),
         version=hashlib.sha256(raw).hexdigest()[:12],
         loaded_at=time.time(),
         source=source,

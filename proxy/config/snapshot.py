@@ -66,6 +66,17 @@ class HealthCheckSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TLSSettings:
+    """How a provider's TLS is checked: ``ca_file`` replaces the system CAs (a private CA, a
+    TLS-inspecting proxy's); a client certificate and key make it mutual TLS."""
+
+    ca_file: str | None = None
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
+    verify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class ProviderConfig:
     """One upstream endpoint. ``api_key`` is excluded from repr so it never reaches a log."""
 
@@ -89,10 +100,21 @@ class ProviderConfig:
     """Where ``azure_ad_token`` was read from: the config watcher reloads when it changes."""
     send_stream_options: bool = True
     """openai_compatible: false for servers that refuse ``stream_options``."""
+    proxy_url: str | None = field(default=None, repr=False)
+    """The forward proxy its connections go through (credentials included), resolved at load
+    from ``proxy_url:`` or the environment (HTTPS_PROXY, NO_PROXY, ...); None: direct."""
+    tls: TLSSettings = TLSSettings()
 
     def connection_key(self) -> tuple[object, ...]:
         """What a provider's pool depends on; unchanged key = keep the warm pool on reload."""
-        return (self.type, self.base_url, self.pool, self.timeouts.connect_ms)
+        return (
+            self.type,
+            self.base_url,
+            self.pool,
+            self.timeouts.connect_ms,
+            self.proxy_url,
+            self.tls,
+        )
 
 
 @dataclass(frozen=True, slots=True)

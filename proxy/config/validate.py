@@ -20,6 +20,7 @@ import orjson
 import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
+from proxy.config.egress import egress_problems
 from proxy.config.limits import limits_problems
 from proxy.config.loader import LineIndex, PathParts, Problem, walk
 from proxy.resources import schema_path
@@ -109,6 +110,7 @@ def validate(
         problems.extend(_schema_problems(error, lines))
     types = tuple(known_types) if known_types is not None else known_vendor_types()
     problems.extend(_semantic_problems(data, lines, types))
+    problems.extend(egress_problems(dict(_entries(data, "providers")), lines, environ or {}))
     if environ is not None:
         problems.extend(_auth_problems(data, lines, environ))
     problems.extend(limits_problems(data, lines, environ))
@@ -125,6 +127,13 @@ def find_warnings(data: dict[str, Any], lines: LineIndex) -> list[Problem]:
             path = ("providers", name, "api_key")
             message = "empty: this provider's models answer invalid_api_key until a key is set"
             warnings.append(lines.problem(path if "api_key" in provider else path[:2], message))
+        tls = provider.get("tls")
+        if isinstance(tls, dict) and tls.get("verify") is False:
+            message = (
+                "is false: TLS certificates of this provider are NOT verified; anyone on the "
+                "network path can read and change its traffic, API key included"
+            )
+            warnings.append(lines.problem(("providers", name, "tls", "verify"), message))
     return warnings
 
 

@@ -14,13 +14,14 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Mapping
-from functools import lru_cache
 from urllib.parse import urlsplit
 
 import aiohappyeyeballs
 
+from proxy.config.egress import Proxy, default_tls_context
 from proxy.config.snapshot import PoolSettings
 from proxy.engine.http1 import Connection, Response, UpstreamDisconnected, encode_head
+from proxy.engine.tunnel import ProxyFailed, open_tunnel
 
 ACCEPT_IDENTITY = {"accept-encoding": "identity"}
 """Asked of every upstream unless the config's headers say otherwise: compressed SSE can be
@@ -32,21 +33,15 @@ class ConnectFailed(ConnectionError):
     """No connection to the upstream could be opened (refused, unresolvable, TLS failure)."""
 
 
-@lru_cache(maxsize=64)
-def _ssl_context() -> ssl.SSLContext:
-    """One default (verifying) TLS context: creating one loads the CA bundle, ~ms of work."""
-    return ssl.create_default_context()
-
-
 HAPPY_EYEBALLS_S = 0.25
 """RFC 8305's connection attempt delay: with IPv6 and IPv4 addresses, the next address is
 tried this long after the previous one, so a black-holed IPv6 route does not eat the whole
 connect budget (uvloop's create_connection has no happy_eyeballs_delay of its own)."""
 
 
-async def _open_socket(loop: asyncio.AbstractEventLoop, origin: Origin) -> socket.socket:
-    """A connected TCP socket to ``origin``: resolve, then race its addresses."""
-    infos = await loop.getaddrinfo(origin.host, origin.port, type=socket.SOCK_STREAM)
+async def _open_socket(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+    """A connected TCP socket to ``host:port``: resolve, then race its addresses."""
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return await aiohappyeyeballs.start_connection(
         infos, happy_eyeballs_delay=HAPPY_EYEBALLS_S, interleave=1, loop=loop
     )
@@ -75,10 +70,32 @@ class Origin:
 
 
 class UpstreamPool:
-    """Connections to one origin: reused most-recently-used first, capped, expired when idle."""
+    """Connections to one origin: reused most-recently-used first, capped, expired when idle.
 
-    def __init__(self, base_url: str, settings: PoolSettings, connect_ms: int) -> None:
-        self.origin = Origin(base_url)
+    With a ``proxy``, every connection goes to the proxy: an https origin through a CONNECT
+    tunnel (TLS to the origin inside it), an http one with absolute-form requests. Either way
+    the connections are pooled like direct ones; without a proxy nothing here changes.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        settings: PoolSettings,
+        connect_ms: int,
+        *,
+        proxy: Proxy | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.origin = origin = Origin(base_url)
+        self.proxy = proxy
+        self._tls = (tls or default_tls_context()) if origin.tls else None
+        self._dial = (proxy.host, proxy.port) if proxy else (origin.host, origin.port)
+        self._absolute = proxy is not None and not origin.tls  # absolute-form request targets
+        self._proxy_headers = (
+            {"proxy-authorization": proxy.authorization}
+            if self._absolute and proxy is not None and proxy.authorization
+            else None
+        )
         self._settings = settings
         self._connect_s = connect_ms / 1000
         self._idle: list[Connection] = []
@@ -114,23 +131,30 @@ class UpstreamPool:
         the pool; otherwise the caller reads the body and must ``release()`` or ``close()``.
         """
         headers = headers if "accept-encoding" in headers else {**ACCEPT_IDENTITY, **headers}
-        head = encode_head(
-            method, self.origin.target(url), self.origin.host_header, headers, len(body)
-        )
+        target = self.origin.target(url)
+        if self._absolute:  # an http origin through a proxy
+            target = self.origin.prefix + target
+            if self._proxy_headers:
+                headers = {**headers, **self._proxy_headers}
+        head = encode_head(method, target, self.origin.host_header, headers, len(body))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         conn = self._take_idle()
+        response: Response | None = None
         if conn is not None:
             try:
-                return await self._exchange(conn, head, body, timeout_s, whole)
+                response = await self._exchange(conn, head, body, timeout_s, whole)
             except UpstreamDisconnected as exc:
                 if not exc.before_response:
                     raise
                 # The server closed this idle connection as we reused it (its keep-alive
                 # timeout ran out first) and answered nothing: send it once more, on a new
                 # connection. A reset, or any byte of a response, is the attempt's failure.
-        conn = await self._acquire(loop, deadline, reuse=conn is None)
-        return await self._exchange(conn, head, body, max(deadline - loop.time(), 0.0), whole)
+        if response is None:
+            conn = await self._acquire(loop, deadline, reuse=conn is None)
+            remaining = max(deadline - loop.time(), 0.0)
+            response = await self._exchange(conn, head, body, remaining, whole)
+        return response
 
     async def _exchange(
         self, conn: Connection, head: bytes, body: bytes, timeout_s: float, whole: bool
@@ -142,12 +166,24 @@ class UpstreamPool:
                 response.body = await response.read()
             else:
                 await response.wait_head()
+        except Exception:
+            response.close()
+            if self._absolute and response.status == 407:  # the proxy refused, then hung up
+                raise self._proxy_refused() from None
+            raise
         except BaseException:
             response.close()
             raise
+        if self._absolute and response.status == 407:
+            response.close()
+            raise self._proxy_refused()
         if whole:
             response.release()
         return response
+
+    def _proxy_refused(self) -> ProxyFailed:
+        shown = self.proxy.shown if self.proxy is not None else "?"
+        return ProxyFailed(f"the proxy {shown} refused the request: HTTP 407 (authentication)")
 
     def _take_idle(self) -> Connection | None:
         idle = self._idle
@@ -193,12 +229,12 @@ class UpstreamPool:
         self._connecting += 1
         try:
             async with asyncio.timeout(min(self._connect_s, max(deadline - loop.time(), 0.0))):
-                sock = await _open_socket(loop, origin)
+                sock = await self._socket(loop)
                 try:
                     _, conn = await loop.create_connection(
                         lambda: Connection(loop, self._finished),
                         sock=sock,
-                        ssl=_ssl_context() if origin.tls else None,
+                        ssl=self._tls,
                         server_hostname=origin.host if origin.tls else None,
                     )
                 except BaseException:
@@ -207,6 +243,8 @@ class UpstreamPool:
         except BaseException as exc:
             self._connecting -= 1
             self._wake_waiter()  # a failed connect frees a slot for someone else
+            if isinstance(exc, ProxyFailed):
+                raise
             if isinstance(exc, OSError) and not isinstance(exc, TimeoutError):
                 # refused, unreachable, DNS (socket.gaierror), TLS (ssl.SSLError)
                 raise ConnectFailed(f"{type(exc).__name__}: {exc.strerror or exc}") from None
@@ -216,6 +254,26 @@ class UpstreamPool:
         self._tune(conn)
         self._open.add(conn)
         return conn
+
+    async def _socket(self, loop: asyncio.AbstractEventLoop) -> socket.socket:
+        """A TCP socket to the origin, or to the proxy (tunnelled to an https origin)."""
+        proxy = self.proxy
+        if proxy is None:
+            return await _open_socket(loop, *self._dial)
+        try:
+            sock = await _open_socket(loop, *self._dial)
+        except OSError as exc:
+            if isinstance(exc, TimeoutError):
+                raise
+            detail = f"{type(exc).__name__}: {exc.strerror or exc}"
+            raise ProxyFailed(f"could not connect to the proxy {proxy.shown} ({detail})") from None
+        if self.origin.tls:
+            try:
+                await open_tunnel(loop, sock, proxy, self.origin.host, self.origin.port)
+            except BaseException:
+                sock.close()
+                raise
+        return sock
 
     def _tune(self, conn: Connection) -> None:
         sock = conn.socket()

@@ -20,7 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 
 from proxy.config.snapshot import PoolSettings, ProviderConfig
-from proxy.engine.connections import UpstreamPool
+from proxy.engine.pool import new_pool
 from proxy.engine.state import GatewayState
 from proxy.engine.upstream import UPSTREAM_FAULTS, transport_error
 from proxy.providers.registry import vendor_for
@@ -54,7 +54,7 @@ async def check_provider(state: GatewayState, provider: ProviderConfig) -> Healt
     started = time.perf_counter()
     error: str | None = None
     provider_fault = False
-    pool = UpstreamPool(provider.base_url, _ONE_SHOT, provider.timeouts.connect_ms)
+    pool = new_pool(provider, _ONE_SHOT)  # through its proxy, with its TLS settings
     try:
         response = await pool.request(
             req.method, req.url, req.headers, req.body or b"", timeout_ms / 1000, whole=True

@@ -9,12 +9,23 @@ from __future__ import annotations
 
 import asyncio
 
-from proxy.config.snapshot import ProviderConfig, Snapshot
+from proxy.config.egress import parse_proxy, tls_context
+from proxy.config.snapshot import PoolSettings, ProviderConfig, Snapshot
 from proxy.engine.connections import UpstreamPool
 
 
-def new_pool(provider: ProviderConfig) -> UpstreamPool:
-    return UpstreamPool(provider.base_url, provider.pool, provider.timeouts.connect_ms)
+def new_pool(provider: ProviderConfig, settings: PoolSettings | None = None) -> UpstreamPool:
+    """The provider's pool (``settings`` in place of its own); its proxy and TLS files were
+    checked when the config loaded."""
+    proxy = parse_proxy(provider.proxy_url) if provider.proxy_url else None
+    https = provider.base_url.startswith("https:")
+    return UpstreamPool(
+        provider.base_url,
+        settings or provider.pool,
+        provider.timeouts.connect_ms,
+        proxy=proxy,
+        tls=tls_context(provider.tls) if https else None,
+    )
 
 
 class _Entry:

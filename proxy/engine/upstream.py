@@ -17,6 +17,7 @@ from proxy.engine.http1 import BadResponse, Response, UpstreamDisconnected
 from proxy.engine.pool import Lease, Pools
 from proxy.engine.relay import StreamRelay
 from proxy.engine.route import Target
+from proxy.engine.tunnel import ProxyFailed
 from proxy.errors import ErrorType, GatewayError
 from proxy.providers.base import UpstreamRequest
 
@@ -66,8 +67,10 @@ def transport_error(exc: BaseException) -> GatewayError:
             counts_against_provider=True,
         )
     detail = type(exc).__name__
-    if isinstance(exc, ConnectFailed):
-        message = f"Could not connect to the upstream ({detail})."
+    if isinstance(exc, ProxyFailed):  # names the proxy, never its credentials
+        message = f"Could not reach the upstream through the proxy: {exc}."
+    elif isinstance(exc, ConnectFailed):  # says why: refused, DNS, a certificate not trusted
+        message = f"Could not connect to the upstream ({exc})."
     elif isinstance(exc, UpstreamDisconnected):
         message = f"The upstream connection broke before the response was complete ({detail})."
     elif isinstance(exc, BadResponse):

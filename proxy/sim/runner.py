@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import socket
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from types import TracebackType
@@ -49,8 +50,10 @@ class BackgroundServer:
         *,
         shutdown_timeout: float = 10.0,
         start_timeout: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self._factory = app_factory
+        self._ssl = ssl_context  # serve HTTPS with it (a test's private CA, say)
         self.host = host
         self._requested_port = port
         self._shutdown_timeout = shutdown_timeout
@@ -64,7 +67,7 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
 
     @property
     def app(self) -> web.Application:
@@ -144,7 +147,7 @@ class BackgroundServer:
             app, access_log=None, handle_signals=False, shutdown_timeout=self._shutdown_timeout
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._requested_port)
+        site = web.TCPSite(self._runner, self.host, self._requested_port, ssl_context=self._ssl)
         try:
             await site.start()
         except BaseException:

@@ -235,7 +235,7 @@ def test_slow_readers_pause_the_socket_and_get_every_byte():
 
 
 @pytest.mark.parametrize("trusted", [True, False])
-def test_https_verifies_the_upstream_certificate(trusted: bool, monkeypatch: pytest.MonkeyPatch):
+def test_https_verifies_the_upstream_certificate(trusted: bool):
     """TLS with SNI and hostname checks; a certificate nobody vouched for is a connect failure."""
     authority = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -243,14 +243,14 @@ def test_https_verifies_the_upstream_certificate(trusted: bool, monkeypatch: pyt
     client_context = ssl.create_default_context()
     if trusted:
         authority.configure_trust(client_context)
-    monkeypatch.setattr("proxy.engine.connections._ssl_context", lambda: client_context)
 
     async def main() -> None:
         server = Server(canned(JSON_OK))
         listener = await asyncio.start_server(server.handle, "localhost", 0, ssl=server_context)
         port = listener.sockets[0].getsockname()[1]
         async with listener:
-            pool = UpstreamPool(f"https://localhost:{port}/v1", PoolSettings(), 2000)
+            origin = f"https://localhost:{port}/v1"
+            pool = UpstreamPool(origin, PoolSettings(), 2000, tls=client_context)
             url = f"https://localhost:{port}/v1/chat/completions"
             if trusted:
                 response = await pool.request("POST", url, {}, b"{}", 2.0, whole=True)
