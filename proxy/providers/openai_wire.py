@@ -131,7 +131,7 @@ class WireStream:
 # --- the hook for same-wire pass-through ----------------------------------------------------
 # An OpenAI-dialect client of an OpenAI-wire vendor is passed through, which skips the vendor's
 # wire -> unified spoke. For this wire that spoke is a repair, not a translation, so it still
-# applies; the OpenAI vendor itself has none (nothing to do, nothing spent).
+# applies; the OpenAI vendor's own is the identity (a response as is, no stream translator).
 
 
 def repaired_response(vendor: Any, dialect: str, response: JSON, created: int) -> JSON:
