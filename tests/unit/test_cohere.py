@@ -442,3 +442,28 @@ def test_no_usage_at_all_is_unknown_not_free() -> None:
     assert VENDOR.usage({**response, "usage": {"billed_units": {"output_tokens": 3.0}}}) == Usage(
         completion_tokens=3
     )
+
+
+def test_plan_then_text_reads_the_same_streamed_or_not() -> None:
+    message = {
+        "role": "assistant",
+        "tool_plan": "Plan.",
+        "content": [{"type": "text", "text": "Text."}],
+        "tool_calls": [
+            {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        ],
+    }
+    response = {"id": "r", "finish_reason": "TOOL_CALL", "message": message}
+    whole = to_unified(response, created=1)["choices"][0]["message"]["content"]
+    translator = CohereToUnifiedStream(created=1)
+    events = [
+        ev("tool-plan-delta", {"tool_plan": "Plan."}),
+        ev("content-start", {"content": {"type": "text", "text": ""}}, 0),
+        ev("content-delta", {"content": {"text": "Text."}}, 0),
+    ]
+    streamed = "".join(
+        c["choices"][0]["delta"].get("content") or ""
+        for e in events
+        for _, c in translator.feed(None, e)
+    )
+    assert streamed == whole == "Plan.\n\nText."

@@ -28,6 +28,8 @@ class CohereToUnifiedStream:
         self._id = ""
         self._thinking: set[int] = set()  # content indices holding thinking, not text
         self._tools: dict[int, int] = {}  # Cohere tool-call index -> OpenAI tool-call index
+        # Plan text went out: the next text is set apart by a blank line, as non-streaming.
+        self._after_plan = False
         self.done = False
 
     def feed(self, name: str | None, payload: JSON) -> Out:
@@ -42,7 +44,9 @@ class CohereToUnifiedStream:
         if kind in ("content-start", "content-delta"):
             return self._content(payload.get("index", 0), message.get("content") or {})
         if kind == "tool-plan-delta":
-            return self._text(message.get("tool_plan"))
+            out = self._text(message.get("tool_plan"))
+            self._after_plan = self._after_plan or bool(out)
+            return out
         if kind in ("tool-call-start", "tool-call-delta"):
             return self._tool(payload.get("index", 0), message.get("tool_calls") or {})
         if kind == "citation-start" and isinstance(message.get("citations"), dict):
@@ -59,7 +63,10 @@ class CohereToUnifiedStream:
             self._thinking.add(index)
         if index in self._thinking:
             return []
-        return self._text(content.get("text"))
+        text = content.get("text")
+        if self._after_plan and isinstance(text, str) and text:
+            self._after_plan, text = False, f"\n\n{text}"
+        return self._text(text)
 
     def _text(self, text: Any) -> Out:
         return [self._chunk({"content": text})] if isinstance(text, str) and text else []
