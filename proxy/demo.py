@@ -29,6 +29,7 @@ DEMO_KEYS = {
     "ANTHROPIC_API_KEY": "sk-ant-demo",
     "AZURE_OPENAI_API_KEY": "demo-azure-key",
     "COHERE_API_KEY": "co-demo",
+    "GEMINI_API_KEY": "demo-gemini-key",
 }
 AZURE_MODEL, LOCAL_MODEL = "azure-gpt-4o", "local-llama"
 
@@ -106,7 +107,7 @@ def _openai_calls(base_url: str) -> None:
     client = openai.OpenAI(
         base_url=f"{base_url}/v1", api_key="unused-by-the-sidecar", max_retries=0
     )
-    for model in ("gpt-4o", "claude-3.5-sonnet", AZURE_MODEL):
+    for model in ("gpt-4o", "claude-3.5-sonnet", AZURE_MODEL, "gemini-2.5-flash"):
         raw = client.chat.completions.with_raw_response.create(
             model=model,
             messages=[
@@ -160,7 +161,7 @@ def _anthropic_calls(base_url: str) -> None:
     import anthropic
 
     client = anthropic.Anthropic(base_url=base_url, api_key="unused-by-the-sidecar", max_retries=0)
-    for model in ("claude-3-haiku", "gpt-4o-mini", LOCAL_MODEL):
+    for model in ("claude-3-haiku", "gpt-4o-mini", LOCAL_MODEL, "gemini-2.5-pro"):
         raw = client.messages.with_raw_response.create(
             model=model,
             max_tokens=200,
@@ -187,6 +188,7 @@ def run_demo() -> int:
         anthropic_key=DEMO_KEYS["ANTHROPIC_API_KEY"],
         azure_key=DEMO_KEYS["AZURE_OPENAI_API_KEY"],
         cohere_key=DEMO_KEYS["COHERE_API_KEY"],
+        gemini_key=DEMO_KEYS["GEMINI_API_KEY"],
         extra_models=shipped_models(),
         # In a checkout the vendor kit sits beside the repo: check every request against it.
         validate=kit_dir().is_dir(),

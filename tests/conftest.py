@@ -39,6 +39,8 @@ COHERE_KEY = "co-test-upstream-key"
 CLIENT_KEY = "sk-client-own-key-never-upstream"
 ENVIRON = {"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}
 ENVIRON["COHERE_API_KEY"] = COHERE_KEY
+GEMINI_KEY = "test-gemini-upstream-key"
+ENVIRON["GEMINI_API_KEY"] = GEMINI_KEY
 REPO = Path(__file__).resolve().parents[1]
 COMPLETION_PATHS = ("/v1/chat/completions", "/v1/messages", "/v1/responses", "/v2/chat")
 
@@ -117,6 +119,7 @@ def sim() -> Iterator[SimHandle]:
         openai_key=OPENAI_KEY,
         anthropic_key=ANTHROPIC_KEY,
         cohere_key=COHERE_KEY,
+        gemini_key=GEMINI_KEY,
         validate=True,
         extra_models=shipped_models(),
     )

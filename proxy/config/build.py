@@ -75,12 +75,13 @@ def _provider(name: str, raw: Data, top: Data, environ: Mapping[str, str]) -> Pr
     def merged(key: str) -> dict[str, Any]:
         return _section(top.get(key), raw.get(key))
 
-    base_url = str(raw["base_url"]).rstrip("/")
+    base_url = str(raw.get("base_url") or _default_base_url(raw)).rstrip("/")
     # The environment is read here, once per load: requests never look at it.
     proxy_url = raw["proxy_url"] if "proxy_url" in raw else proxy_from_env(base_url, environ)
 
     keys = ("anthropic_version", "drop_unsupported_params", "api_version", "send_stream_options")
     optional = {k: raw[k] for k in keys if k in raw}
+    optional.update(_vertex(raw))
     return ProviderConfig(
         name=name,
         type=raw["type"],
@@ -108,6 +109,21 @@ def azure_ad_token(raw: Data) -> str:
     if not token and path:
         token = Path(path).read_text(encoding="utf-8").strip()  # validated readable
     return token
+
+
+def _vertex(raw: Data) -> dict[str, str]:
+    """vertex_ai's keys; the key file's path is made absolute (the token source's identity)."""
+    out = {k: str(raw[k]) for k in ("project", "location") if k in raw}
+    if raw.get("credentials_file"):
+        out["credentials_file"] = os.path.abspath(os.path.expanduser(raw["credentials_file"]))
+    return out
+
+
+def _default_base_url(raw: Data) -> str:
+    """Only vertex_ai may omit base_url (the schema says so): its host follows the location."""
+    from proxy.providers.gemini import vertex_base_url
+
+    return vertex_base_url(str(raw.get("location") or "global"))
 
 
 def _model(name: str, raw: Data, provider_raw: Data, top: Data, catalog: Catalog) -> ModelConfig:

@@ -104,6 +104,12 @@ class ProviderConfig:
     """The forward proxy its connections go through (credentials included), resolved at load
     from ``proxy_url:`` or the environment (HTTPS_PROXY, NO_PROXY, ...); None: direct."""
     tls: TLSSettings = TLSSettings()
+    project: str = ""
+    """vertex_ai: the Google Cloud project."""
+    location: str = ""
+    """vertex_ai: the region (``us-central1``) or ``global``."""
+    credentials_file: str = ""
+    """vertex_ai: a service-account key file; its token is re-read when the file changes."""
 
     def connection_key(self) -> tuple[object, ...]:
         """What a provider's pool depends on; unchanged key = keep the warm pool on reload."""

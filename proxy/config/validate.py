@@ -121,7 +121,7 @@ def find_warnings(data: dict[str, Any], lines: LineIndex) -> list[Problem]:
     """Loadable but probably unintended: a provider without an API key."""
     warnings = []
     for name, provider in _entries(data, "providers"):
-        if provider.get("type") in _OWN_KEY_RULES:  # keyless is normal / Azure's are errors
+        if provider.get("type") in (*_OWN_KEY_RULES, "vertex_ai"):  # keyless is normal / Azure's are errors; Vertex has a key file
             continue
         if isinstance(provider.get("api_key", ""), str) and not provider.get("api_key"):
             path = ("providers", name, "api_key")
@@ -257,6 +257,7 @@ def _semantic_problems(
     problems.extend(_unpriced(models, providers, lines))
     problems.extend(_header_problems(providers, lines))
     problems.extend(_vendor_key_problems(providers, lines))
+    problems.extend(_vertex_problems(providers, lines))
     problems.extend(
         lines.problem(path, "must be a finite number")
         for path, value in walk(data)
@@ -376,6 +377,27 @@ def _token_file_problems(path: PathParts, file: str, lines: LineIndex) -> list[P
     if _CONTROL.search(content.strip()):
         return [lines.problem(path, "the token file has a line break inside the token")]
     return []
+
+
+_VERTEX_KEYS = ("project", "location", "credentials_file")
+
+
+def _vertex_problems(providers: dict[str, Any], lines: LineIndex) -> list[Problem]:
+    """A vertex_ai provider needs its project, location and key file (and may omit base_url);
+    others take none of these and need a base_url."""
+    problems = []
+    for name, provider in providers.items():
+        vertex = provider.get("type") == "vertex_ai"
+        if not vertex and "base_url" not in provider:
+            problems.append(lines.problem(("providers", name), "missing required key 'base_url'"))
+        for key in _VERTEX_KEYS:
+            if vertex and not provider.get(key):
+                message = f"a vertex_ai provider needs '{key}'"
+                problems.append(lines.problem(("providers", name), message))
+            elif not vertex and key in provider:
+                message = "only applies to type vertex_ai providers"
+                problems.append(lines.problem(("providers", name, key), message))
+    return problems
 
 
 def _name_problems(models: list[tuple[str, dict[str, Any]]], lines: LineIndex) -> list[Problem]:

@@ -23,6 +23,7 @@ from proxy.config.snapshot import PoolSettings, ProviderConfig
 from proxy.engine.pool import new_pool
 from proxy.engine.state import GatewayState
 from proxy.engine.upstream import UPSTREAM_FAULTS, transport_error
+from proxy.errors import GatewayError
 from proxy.providers.registry import vendor_for
 
 log = logging.getLogger("llm_edge_agent")
@@ -56,13 +57,17 @@ async def check_provider(state: GatewayState, provider: ProviderConfig) -> Healt
     provider_fault = False
     pool = new_pool(provider, _ONE_SHOT)  # through its proxy, with its TLS settings
     try:
+        headers = {**req.headers, **await req.auth()} if req.auth is not None else req.headers
         response = await pool.request(
-            req.method, req.url, req.headers, req.body or b"", timeout_ms / 1000, whole=True
+            req.method, req.url, headers, req.body or b"", timeout_ms / 1000, whole=True
         )
         if response.status != 200:
             failure = vendor.error_from_upstream(response.status, response.body, response.headers)
             error = f"{failure.type} (HTTP {response.status})"
             provider_fault = failure.counts_against_provider
+    except GatewayError as failure:  # no credentials (a token endpoint that failed)
+        error = f"{failure.type}: {failure.message}"
+        provider_fault = failure.counts_against_provider
     except UPSTREAM_FAULTS as exc:
         timed_out = isinstance(exc, TimeoutError)
         error = f"no answer within {timeout_ms} ms" if timed_out else transport_error(exc).message

@@ -95,6 +95,15 @@ def vendor_request(target: Target, body: bytes, stream: bool) -> UpstreamRequest
     return vendor.chat_request(target.provider, body, stream)
 
 
+async def request_headers(req: UpstreamRequest, request_id: str) -> dict[str, str]:
+    """The request's headers with the request id, and its ``auth`` headers when it has any
+    (a token source's errors are GatewayErrors, judged like the attempt's own)."""
+    headers = {**req.headers, "x-request-id": request_id}
+    if req.auth is not None:
+        headers.update(await req.auth())
+    return headers
+
+
 def _bad_reply(message: str) -> GatewayError:
     return GatewayError(
         ErrorType.PROVIDER_ERROR, message, retryable=True, counts_against_provider=True
@@ -106,7 +115,7 @@ async def complete(
 ) -> Reply:
     """A non-streaming attempt bounded by ``timeout_s``."""
     req = vendor_request(target, body, stream=False)
-    headers = {**req.headers, "x-request-id": request_id}
+    headers = await request_headers(req, request_id)
     failure: GatewayError | None = None
     with pools.lease(target.provider) as pool:
         try:
@@ -141,7 +150,8 @@ async def open_stream(
     ``timeout_s`` bounds the time to that first event (the stream's first-byte deadline).
     """
     req = vendor_request(target, body, stream=True)
-    headers = {**req.headers, "x-request-id": request_id, "accept": "text/event-stream"}
+    headers = await request_headers(req, request_id)
+    headers["accept"] = "text/event-stream"
     lease = pools.lease(target.provider)
     pool = lease.__enter__()
     response: Response | None = None

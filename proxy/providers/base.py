@@ -9,7 +9,7 @@ and adding a dialect one module plus one line in the hub's ``DIALECTS``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -26,12 +26,17 @@ Events = list[tuple[str | None, JSON]]
 
 @dataclass(frozen=True, slots=True)
 class UpstreamRequest:
-    """An HTTP request ready to send: the body is serialised exactly once."""
+    """An HTTP request ready to send: the body is serialised exactly once.
+
+    ``auth``, when set, is awaited before each send for headers that cannot be built ahead
+    (an OAuth token that expires): None for vendors with static keys, so they pay nothing.
+    """
 
     method: str
     url: str
     headers: Mapping[str, str]
     body: bytes | None = None
+    auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None
 
 
 class StreamTranslator(Protocol):

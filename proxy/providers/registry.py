@@ -6,7 +6,7 @@ wire format is not OpenAI's, the translation to and from it) plus one line here.
 
 from __future__ import annotations
 
-from proxy.providers import anthropic, azure, cohere, openai, openai_compatible
+from proxy.providers import anthropic, azure, cohere, gemini, openai, openai_compatible
 from proxy.providers.base import Vendor
 
 VENDORS: dict[str, Vendor] = {
@@ -15,6 +15,8 @@ VENDORS: dict[str, Vendor] = {
     "azure_openai": azure.VENDOR,
     "openai_compatible": openai_compatible.VENDOR,
     "cohere": cohere.VENDOR,
+    "gemini": gemini.GEMINI,
+    "vertex_ai": gemini.VERTEX,
 }
 
 

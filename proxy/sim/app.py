@@ -32,8 +32,10 @@ from proxy.sim import (
     azure_responses,
     cohere,
     compat,
+    gemini,
     openai,
     openai_responses,
+    vertex,
 )
 from proxy.sim.faults import (
     HTML_PAGE,
@@ -56,8 +58,10 @@ SCHEMAS = {
     "azure": "schemas/openai/chat.completions.request.schema.json",
     "compat": "schemas/openai/chat.completions.request.schema.json",
     "cohere": "schemas/cohere/chat.v2.request.schema.json",
+    "gemini": "schemas/gemini/generateContent.request.schema.json",
+    "vertex": "schemas/gemini/generateContent.request.schema.json",
 }
-SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
+SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "x-goog-api-key"})
 MAX_SCHEMA_ERRORS = 5
 CLOSING = web.AppKey("sim_closing", asyncio.Event)
 
@@ -89,6 +93,13 @@ class SimConfig:
     """Model ids accepted besides each vendor's catalogue and any ``sim-*`` id."""
     max_records: int = 10_000
     """Oldest records are dropped beyond this many."""
+    gemini_key: str | None = None
+    vertex_accounts: tuple[tuple[str, str], ...] = ()
+    """Vertex service accounts (client_email, public key PEM) whose signed JWTs ``/token``
+    accepts; empty: Vertex requests need no token."""
+    vertex_token_ttl_s: int = 3600
+    vertex_token_error: int | None = None
+    """Status the token endpoint answers instead of a token (e.g. 401)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,10 +122,14 @@ class Received:
 
     @property
     def model(self) -> str | None:
+        if "/models/" in self.path:  # Gemini: the model is in the URL
+            return self.path.rsplit("/models/", 1)[1].split(":", 1)[0]
         return self.json.get("model") if isinstance(self.json, dict) else None
 
     @property
     def stream(self) -> bool:
+        if ":streamGenerateContent" in self.path:
+            return True
         return isinstance(self.json, dict) and bool(self.json.get("stream"))
 
     def summary(self) -> dict[str, Any]:
@@ -193,6 +208,7 @@ class Sim:
     """Config, expected keys, the fault queue and the records of one simulated upstream."""
 
     def __init__(self, config: SimConfig | None = None, **overrides: Any) -> None:
+        self.tokens = vertex.TokenIssuer()
         self.config = replace(config or SimConfig(), **overrides)
         self.faults = FaultQueue()
         self._received: list[Received] = []
@@ -213,6 +229,9 @@ class Sim:
         if config.validate:
             for vendor in SCHEMAS:
                 request_validator(vendor)
+        self.tokens.accounts = dict(config.vertex_accounts)
+        self.tokens.ttl_s = config.vertex_token_ttl_s
+        self.tokens.error_status = config.vertex_token_error
         self._config = config
 
     def configure(self, **changes: Any) -> SimConfig:
@@ -297,8 +316,10 @@ class Sim:
 
     # --- serving -------------------------------------------------------------------------------
 
-    def _credentials(self, vendor: ModuleType) -> tuple[str | None, ...]:
+    def _credentials(self, vendor: ModuleType) -> tuple[Any, ...]:
         config = self.config
+        if vendor is vertex:  # OAuth tokens from the fake token endpoint
+            return (self.tokens if config.vertex_accounts else None,)
         if vendor.NAME == azure.NAME:  # its Responses API (azure_responses) too
             return config.azure_key, config.azure_token
         return (getattr(config, f"{vendor.NAME}_key"),)
@@ -334,7 +355,8 @@ class Sim:
                 usage=config.compat_usage,
                 stream_options=config.compat_stream_options,
             )
-        return vendor.answer(data, n_chunks=n_chunks, extra_models=config.extra_models)
+        route = vendor.route_args(request.path, request.query) if vendor in _ROUTED else {}
+        return vendor.answer(data, n_chunks=n_chunks, extra_models=config.extra_models, **route)
 
     async def _serve(
         self, request: web.Request, vendor: ModuleType, data: Any, seq: int, fault: Fault | None
@@ -378,6 +400,9 @@ class Sim:
         status = None if kind in ("reset", "hang") else response.status
         self._update(seq, done=True, disconnected=gone, status=status, fault=kind)
         return response
+
+
+_ROUTED = (gemini, vertex)  # vendors whose URL names the model
 
 
 def _fault_reply(vendor: ModuleType, fault: Fault | None) -> Reply | None:
@@ -461,6 +486,9 @@ def _control_routes(sim: Sim) -> list[web.RouteDef]:
     ]
 
 
+_VERTEX = "/v1/projects/{project}/locations/{location}"
+
+
 def create_app(sim: Sim) -> web.Application:
     """Both fake vendors and the control API on one app."""
     app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -490,6 +518,15 @@ def create_app(sim: Sim) -> web.Application:
 
     async def compat_route(request: web.Request) -> web.StreamResponse:
         return await sim.handle(request, compat)
+    async def gemini_route(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, gemini)
+
+    async def vertex_route(request: web.Request) -> web.StreamResponse:
+        return await sim.handle(request, vertex)
+
+    async def token(request: web.Request) -> web.StreamResponse:
+        reply = sim.tokens.grant(await request.read(), audience=str(request.url))
+        return web.Response(status=reply.status, headers=reply.headers, body=reply.body)
 
     async def closing(app: web.Application) -> None:
         app[CLOSING].set()
@@ -510,6 +547,11 @@ def create_app(sim: Sim) -> web.Application:
             web.get("/compat/v1/models", compat_route),
             web.post("/v2/chat", cohere_chat),
             web.post(cohere.CHECK_API_KEY_PATH, cohere_chat),
+            web.post("/v1beta/models/{call}", gemini_route),
+            web.get("/v1beta/models", gemini_route),
+            web.post(f"{_VERTEX}/publishers/google/models/{{call}}", vertex_route),
+            web.get(_VERTEX, vertex_route),
+            web.post("/token", token),
             *_control_routes(sim),
         ]
     )

@@ -210,6 +210,11 @@ def _fallback_body(vendor: str, status: int) -> Any:
     message = f"Simulated upstream error (HTTP {status})."
     if vendor == "cohere":  # Cohere's bodies are {id, message}, whatever the status
         return {"id": "sim-error", "message": message}
+    if vendor in ("gemini", "vertex"):
+        from proxy.sim.gemini import STATUS
+
+        return {"error": {"code": status, "message": message,
+                          "status": STATUS.get(status, "UNKNOWN")}}  # fmt: skip
     if vendor == "anthropic":
         kind = _ANTHROPIC_TYPES.get(
             status, "api_error" if status >= 500 else "invalid_request_error"

@@ -102,6 +102,7 @@ def test_shipped_config_checks_clean_with_keys_set(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("OPENAI_API_KEY", CANARY)
     monkeypatch.setenv("ANTHROPIC_API_KEY", CANARY)
     monkeypatch.setenv("COHERE_API_KEY", CANARY)
+    monkeypatch.setenv("GEMINI_API_KEY", CANARY)
     assert check(REPO / "config.yaml") == ([], [])
 
 

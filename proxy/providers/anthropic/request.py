@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.errors import invalid_request
+from proxy.providers import params
 from proxy.providers.anthropic import images, tools
 
 JSON = dict[str, Any]
@@ -98,21 +99,7 @@ def openai_to_anthropic(
 
 def _unsupported(body: JSON, drop: bool) -> list[str]:
     """Names of non-neutral parameters Anthropic cannot take; raise unless ``drop``."""
-    names = []
-    for name, value in body.items():
-        if name in _HANDLED or value is None:
-            continue
-        neutral = _UNSUPPORTED.get(name, _never)
-        if not neutral(value):
-            names.append(name)
-    if names and not drop:
-        listed = ", ".join(f"'{name}'" for name in names)
-        raise invalid_request(
-            f"Unsupported parameter(s) for an Anthropic model: {listed}. Remove them, or set "
-            "drop_unsupported_params on the model or provider to drop them.",
-            names[0],
-        )
-    return names
+    return params.unsupported(body, _HANDLED, _UNSUPPORTED, drop=drop, vendor="an Anthropic")
 
 
 def _max_tokens(body: JSON, default: int) -> int:

@@ -1,0 +1,120 @@
+"""Gemini ``GenerateContentResponse`` as a unified ``chat.completion`` (MAPPING §7).
+
+Decisions: a prompt Gemini blocked (HTTP 200, no candidates, ``promptFeedback.blockReason``)
+is a 400 ``invalid_request`` naming the reason, never a 200 with empty text. Thought-summary
+parts (``thought: true``) are the model's reasoning, not its answer: left out of ``content``.
+Usage: ``promptTokenCount`` already counts cached tokens; tool-use prompt tokens are billed as
+input, so they join ``prompt_tokens``; thoughts are billed as output, so they join
+``completion_tokens`` (and ``reasoning_tokens``). The stream translator reuses these helpers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+
+from proxy.errors import invalid_request
+from proxy.providers.gemini import ids
+
+JSON = dict[str, Any]
+log = logging.getLogger("llm_edge_agent")
+
+FINISH_REASON = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+    "LANGUAGE": "content_filter",
+}
+
+
+def finish_reason(reason: Any, has_calls: bool) -> str:
+    """Gemini ``finishReason`` -> OpenAI ``finish_reason``; calls make a STOP ``tool_calls``."""
+    mapped = FINISH_REASON.get(str(reason))
+    if mapped is None:
+        log.info("gemini finishReason %s read as stop", reason)
+        mapped = "stop"
+    return "tool_calls" if has_calls and mapped == "stop" else mapped
+
+
+def check_blocked(response: JSON) -> None:
+    """Raise ``invalid_request`` for a prompt Gemini refused to answer."""
+    if response.get("candidates"):
+        return
+    feedback = response.get("promptFeedback")
+    reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
+    if reason:
+        message = feedback.get("blockReasonMessage") or ""
+        detail = f": {message}" if message else ""
+        raise invalid_request(f"Gemini blocked the prompt (blockReason {reason}){detail}.")
+
+
+def unified_usage(metadata: Any) -> JSON:
+    """``usageMetadata`` as an OpenAI ``usage`` object."""
+    meta = metadata if isinstance(metadata, dict) else {}
+    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
+    thoughts = int(meta.get("thoughtsTokenCount") or 0)
+    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
+    usage: JSON = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": int(meta.get("totalTokenCount") or prompt + completion),
+        "prompt_tokens_details": {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)},
+        "completion_tokens_details": {"reasoning_tokens": thoughts},
+    }
+    return usage
+
+
+def tool_call(part: JSON, seed: str, index: int) -> JSON:
+    """One ``functionCall`` part as an OpenAI tool call whose id carries what Gemini needs."""
+    call = part["functionCall"]
+    name = str(call.get("name") or "")
+    fallback = ids.synthesize(seed, index, name)
+    call_id = ids.encode(call.get("id"), part.get("thoughtSignature"), fallback)
+    arguments = orjson.dumps(call.get("args") or {}).decode()
+    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def split_parts(parts: Any, seed: str, first_call: int = 0) -> tuple[str, list[JSON]]:
+    """(answer text, tool calls) of a candidate's parts; ``first_call`` numbers the calls."""
+    texts: list[str] = []
+    calls: list[JSON] = []
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, dict) or part.get("thought"):
+            continue
+        if isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(part.get("functionCall"), dict):
+            calls.append(tool_call(part, seed, first_call + len(calls)))
+    return "".join(texts), calls
+
+
+def gemini_to_unified(response: JSON, created: int) -> JSON:
+    check_blocked(response)
+    response_id = str(response.get("responseId") or "")
+    choices = []
+    for position, candidate in enumerate(response.get("candidates") or []):
+        index = candidate.get("index", position)
+        content = candidate.get("content") or {}
+        text, calls = split_parts(content.get("parts"), f"{response_id}/{index}")
+        message: JSON = {"role": "assistant", "content": text or (None if calls else "")}
+        if calls:
+            message["tool_calls"] = calls
+        reason = finish_reason(candidate.get("finishReason", "STOP"), bool(calls))
+        choices.append({"index": index, "message": message, "finish_reason": reason})
+    return {
+        "id": f"chatcmpl-{response_id}" if response_id else "chatcmpl-gemini",
+        "object": "chat.completion",
+        "created": created,
+        "model": str(response.get("modelVersion") or ""),
+        "choices": choices,
+        "usage": unified_usage(response.get("usageMetadata")),
+    }
