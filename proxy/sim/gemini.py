@@ -32,6 +32,8 @@ MODELS = frozenset(
     | {"gemini-3-pro-preview", "gemini-3-flash-preview"}
 )
 FINISH = {"stop": "STOP", "stop_sequence": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP"}
+BLOCK_PROMPT = "[sim: block]"
+"""A prompt containing this is blocked (HTTP 200, no candidates, ``PROHIBITED_CONTENT``)."""
 THOUGHT_TOKENS = 12
 """Thinking tokens a ``pro`` model reports (billed as output)."""
 STATUS = {
@@ -283,12 +285,26 @@ def answer(
         prompt, tools, choice, config.get("maxOutputTokens"), config.get("stopSequences") or ()
     )
     response_id = secrets.token_urlsafe(16)
+    if BLOCK_PROMPT in prompt.last_user_text:
+        return _blocked(turn, model, response_id, stream)
     if not stream:
         body = orjson.dumps(response(turn, model, response_id))
         return Reply(200, {"content-type": JSON_TYPE}, body)
     events = stream_events(turn, model, response_id, n_chunks)
     headers = {"content-type": SSE_TYPE, "cache-control": "no-cache"}
     return Reply(200, headers, events=events, error_event=stream_error_event())
+
+
+def _blocked(turn: Turn, model: str, response_id: str, stream: bool) -> Reply:
+    body = {
+        "promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
+        "usageMetadata": {"promptTokenCount": turn.prompt_tokens},
+        "modelVersion": model,
+        "responseId": response_id,
+    }
+    if not stream:
+        return Reply(200, {"content-type": JSON_TYPE}, orjson.dumps(body))
+    return Reply(200, {"content-type": SSE_TYPE}, events=[encode_data(body)])
 
 
 def models_reply(extra_models: frozenset[str]) -> Reply:
