@@ -129,6 +129,8 @@ async def complete(
         raise failure
     status, data = response.status, response.body
     if status != 200:
+        if status == 401 and req.unauthorized is not None:
+            req.unauthorized()
         raise target.vendor.error_from_upstream(status, data, response.headers)
     content_type = response.content_type
     if content_type != "application/json":
@@ -160,6 +162,8 @@ async def open_stream(
             req.method, req.url, headers, req.body, timeout_s, whole=False
         )
         if response.status != 200:
+            if response.status == 401 and req.unauthorized is not None:
+                req.unauthorized()
             data = await response.read()
             raise target.vendor.error_from_upstream(response.status, data, response.headers)
         if response.content_type != "text/event-stream":

@@ -29,7 +29,8 @@ class UpstreamRequest:
     """An HTTP request ready to send: the body is serialised exactly once.
 
     ``auth``, when set, is awaited before each send for headers that cannot be built ahead
-    (an OAuth token that expires): None for vendors with static keys, so they pay nothing.
+    (an OAuth token that expires), and ``unauthorized`` told of a 401 so a revoked token is not
+    reused: None for vendors with static keys, so they pay nothing.
     """
 
     method: str
@@ -37,6 +38,8 @@ class UpstreamRequest:
     headers: Mapping[str, str]
     body: bytes | None = None
     auth: Callable[[], Awaitable[Mapping[str, str]]] | None = None
+    unauthorized: Callable[[], None] | None = None
+    """Called when the upstream answers 401: the ``auth`` credentials are dropped."""
 
 
 class StreamTranslator(Protocol):

@@ -2,9 +2,10 @@
 
 ``POST /token`` is a service account's ``token_uri``: it takes the JWT-bearer grant, checks the
 RS256 signature against the public key registered for the issuing account (the test made the
-key pair), the audience, the scope and the expiry, and issues a short opaque token with the
-configured lifetime. ``generateContent`` accepts only a token it issued that has not expired.
-The ``v1`` API has no function-call ids, so the fake refuses them like the live API.
+key pair), the audience (Google's token endpoint), the scope and the expiry, and issues an
+opaque token with the configured lifetime. ``generateContent`` accepts only a token it issued
+that has not expired. The ``v1`` API has no function-call ids: the fake refuses them, as
+the live API does.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ STREAM_ERROR_STATUS = gemini.STREAM_ERROR_STATUS
 INVALID_JSON = gemini.INVALID_JSON
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+AUDIENCE = "https://oauth2.googleapis.com/token"
+"""What google-auth signs as ``aud`` whatever the key file's ``token_uri`` (Google's own
+endpoint accepts only this)."""
 bad_request = gemini.bad_request
 route_args = gemini.route_args
 
@@ -47,7 +51,7 @@ class TokenIssuer:
             expiry = self.issued.get(token)
         return expiry is not None and expiry > time.time()
 
-    def grant(self, form: bytes, audience: str) -> Reply:
+    def grant(self, form: bytes) -> Reply:
         """The token endpoint's answer to one form-encoded request."""
         with self._lock:
             self.fetches += 1
@@ -56,7 +60,7 @@ class TokenIssuer:
         fields = {k: v[0] for k, v in parse_qs(form.decode(errors="replace")).items()}
         if fields.get("grant_type") != GRANT or "assertion" not in fields:
             return _oauth_error(400, "unsupported_grant_type", "Invalid grant_type.")
-        problem = self._check(fields["assertion"], audience)
+        problem = self._check(fields["assertion"])
         if problem is not None:
             return _oauth_error(400, "invalid_grant", problem)
         token = "ya29.sim-" + secrets.token_urlsafe(24)
@@ -65,7 +69,7 @@ class TokenIssuer:
         body = {"access_token": token, "expires_in": self.ttl_s, "token_type": "Bearer"}
         return Reply(200, {"content-type": JSON_TYPE}, orjson.dumps(body))
 
-    def _check(self, assertion: str, audience: str) -> str | None:
+    def _check(self, assertion: str) -> str | None:
         from google.auth import jwt  # the sim's own verifier, imported only for Vertex
 
         try:
@@ -73,7 +77,7 @@ class TokenIssuer:
             key = self.accounts.get(str(unverified.get("iss")))
             if key is None:
                 return "Invalid JWT: unknown service account."
-            claims: dict[str, Any] = jwt.decode(assertion, certs=[key], audience=audience)
+            claims: dict[str, Any] = jwt.decode(assertion, certs=[key], audience=AUDIENCE)
         except ValueError as exc:
             return f"Invalid JWT Signature ({exc})."
         if SCOPE not in str(claims.get("scope", "")).split():

@@ -90,9 +90,9 @@ class VertexVendor(_GeminiWire):
     ) -> UpstreamRequest:
         path = f"{_location_path(provider)}/publishers/google{method_path(model, stream)}"
         source = token_source(provider.credentials_file)
-        return UpstreamRequest(
-            "POST", upstream_url(provider, path), _vertex_headers(provider), body, source.headers
-        )
+        url = upstream_url(provider, path)
+        headers = _vertex_headers(provider)
+        return UpstreamRequest("POST", url, headers, body, source.headers, source.invalidate)
 
     def health_request(self, provider: ProviderConfig) -> UpstreamRequest:
         """A token fetch plus the cheapest authenticated call: the location's own resource."""

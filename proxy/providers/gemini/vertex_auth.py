@@ -122,6 +122,10 @@ class TokenSource:
         assert self._token is not None
         return {"authorization": f"Bearer {self._token.value}"}
 
+    def invalidate(self) -> None:
+        """Vertex refused the token (revoked early): the next request fetches a new one."""
+        self._token = None
+
     async def _refresh(self) -> Token:
         self.fetches += 1
         token = await asyncio.to_thread(fetch_token, self.path)
