@@ -133,9 +133,17 @@ def parse_prompt(body: Mapping[str, Any]) -> Prompt:
     )
 
 
+def _parameters(declaration: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The declaration's schema; the live API (and google-genai) also take snake_case."""
+    for name in ("parametersJsonSchema", "parameters_json_schema", "parameters"):
+        if declaration.get(name):
+            return declaration[name]
+    return {}
+
+
 def parse_tools(body: Mapping[str, Any]) -> tuple[list[Tool], ToolChoice]:
     tools = [
-        Tool(d["name"], d.get("parametersJsonSchema") or d.get("parameters") or {})
+        Tool(d["name"], _parameters(d))
         for tool in body.get("tools") or ()
         for d in tool.get("functionDeclarations") or ()
     ]
