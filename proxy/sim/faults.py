@@ -153,6 +153,7 @@ def without_usage(reply: Reply) -> Reply:
     if reply.events is None:
         body = orjson.loads(reply.body)
         body.pop("usage", None)
+        body.pop("usageMetadata", None)  # Gemini's
         return replace(reply, body=orjson.dumps(body))
     events = []
     for event in reply.events:
@@ -161,6 +162,7 @@ def without_usage(reply: Reply) -> Reply:
             events.append(event)  # [DONE]
             continue
         payload = orjson.loads(data)
+        payload.pop("usageMetadata", None)  # Gemini's, on every event
         if payload.get("type") == "message_delta":
             payload.pop("usage", None)
         elif "choices" in payload and not payload["choices"] and payload.get("usage"):

@@ -19,14 +19,23 @@ from tests.e2e.test_access_log import access_lines
 from tests.http import get
 from tests.prom import samples
 
-OPENAI_MODEL, CLAUDE_MODEL = "gpt-4o", "claude-3.5-sonnet"
+OPENAI_MODEL, CLAUDE_MODEL, GEMINI_MODEL = "gpt-4o", "claude-3.5-sonnet", "gemini-2.5-flash"
 TARGETS = {
     OPENAI_MODEL: ("gpt-4o", "openai"),
     CLAUDE_MODEL: ("claude-3-5-sonnet-20241022", "anthropic"),
+    GEMINI_MODEL: ("gemini-2.5-flash", "gemini"),
 }
 COST_HEADERS = ("x-llm-input-tokens", "x-llm-output-tokens", "x-llm-cost-usd")
-MODELS = [OPENAI_MODEL, CLAUDE_MODEL]
+MODELS = [OPENAI_MODEL, CLAUDE_MODEL, GEMINI_MODEL]
 MESSAGES = [{"role": "user", "content": "say: nobody counted this"}]
+
+
+def no_usage(model: str, stream: bool = False) -> Fault:
+    """The fault for ``model``'s upstream path (Gemini's names the model)."""
+    if model != GEMINI_MODEL:
+        return Fault(kind="no_usage")
+    verb = "streamGenerateContent" if stream else "generateContent"
+    return Fault(kind="no_usage", path=f"/v1beta/models/{model}:{verb}")
 
 
 def _missing_counts(url: str) -> dict[tuple[str, str], float]:
@@ -55,7 +64,7 @@ def _check_logged_and_counted(gateway: Any, caplog: Any, model: str) -> None:
 @pytest.mark.parametrize("model", MODELS)
 def test_openai_client_without_usage_gets_no_cost(gateway, sim, caplog, model):
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
-    sim.sim.faults.push(Fault(kind="no_usage"))
+    sim.sim.faults.push(no_usage(model))
     raw = gateway.openai().chat.completions.with_raw_response.create(model=model, messages=MESSAGES)
     reply = raw.parse()
     assert reply.choices[0].message.content == "nobody counted this"
@@ -70,7 +79,7 @@ def test_openai_client_without_usage_gets_no_cost(gateway, sim, caplog, model):
 @pytest.mark.parametrize("model", MODELS)
 def test_anthropic_client_without_usage_gets_no_cost(gateway, sim, caplog, model):
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
-    sim.sim.faults.push(Fault(kind="no_usage"))
+    sim.sim.faults.push(no_usage(model))
     raw = gateway.anthropic().messages.with_raw_response.create(
         model=model, max_tokens=100, messages=MESSAGES
     )
@@ -86,7 +95,7 @@ def test_anthropic_client_without_usage_gets_no_cost(gateway, sim, caplog, model
 @pytest.mark.parametrize("model", MODELS)
 def test_openai_stream_without_usage_ends_with_an_unknown_usage_chunk(gateway, sim, caplog, model):
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
-    sim.sim.faults.push(Fault(kind="no_usage"))
+    sim.sim.faults.push(no_usage(model, stream=True))
     chunks = list(
         gateway.openai().chat.completions.create(
             model=model, messages=MESSAGES, stream=True, stream_options={"include_usage": True}
@@ -105,7 +114,7 @@ def test_openai_stream_without_usage_ends_with_an_unknown_usage_chunk(gateway, s
 @pytest.mark.parametrize("model", MODELS)
 def test_anthropic_stream_without_usage_has_a_null_cost(gateway, sim, caplog, model):
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
-    sim.sim.faults.push(Fault(kind="no_usage"))
+    sim.sim.faults.push(no_usage(model, stream=True))
     with gateway.anthropic().messages.stream(
         model=model, max_tokens=100, messages=MESSAGES
     ) as stream:

@@ -51,8 +51,8 @@ class _GeminiWire:
     ) -> GatewayError:
         return error_from_google(status, body, headers)
 
-    def usage(self, response: JSON) -> Usage:
-        return Usage.from_openai(unified_usage(response.get("usageMetadata")))
+    def usage(self, response: JSON) -> Usage | None:
+        return Usage.read_openai(unified_usage(response.get("usageMetadata")))
 
     def request_from_unified(self, unified: JSON, target: Target) -> tuple[JSON, list[str]]:
         drop = target.model.drop_unsupported_params or target.provider.drop_unsupported_params

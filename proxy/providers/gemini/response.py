@@ -16,11 +16,13 @@ from typing import Any
 import orjson
 
 from proxy.errors import invalid_request
+from proxy.pricing import unknown_usage
 from proxy.providers.gemini import ids
 
 JSON = dict[str, Any]
 log = logging.getLogger("llm_edge_agent")
 
+_COUNTS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
 FINISH_REASON = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -58,8 +60,11 @@ def check_blocked(response: JSON) -> None:
 
 
 def unified_usage(metadata: Any) -> JSON:
-    """``usageMetadata`` as an OpenAI ``usage`` object."""
+    """``usageMetadata`` as an OpenAI ``usage`` object; every count unknown (None) when Gemini
+    reported none, which is not the same as free."""
     meta = metadata if isinstance(metadata, dict) else {}
+    if not any(meta.get(k) is not None for k in _COUNTS):
+        return unknown_usage("openai")
     prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
     thoughts = int(meta.get("thoughtsTokenCount") or 0)
     completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
