@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import os
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -121,7 +122,15 @@ def find_warnings(data: dict[str, Any], lines: LineIndex) -> list[Problem]:
     """Loadable but probably unintended: a provider without an API key."""
     warnings = []
     for name, provider in _entries(data, "providers"):
-        if provider.get("type") in (*_OWN_KEY_RULES, "vertex_ai"):  # keyless is normal / Azure's are errors; Vertex has a key file
+        kind = provider.get("type")
+        if kind == "vertex_ai":  # a service account's key file, not a key
+            key_file = provider.get("credentials_file")
+            if isinstance(key_file, str) and key_file and not os.path.isfile(
+                os.path.expanduser(key_file)
+            ):
+                message = "not a readable file yet: this provider's models answer invalid_api_key"
+                warnings.append(lines.problem(("providers", name, "credentials_file"), message))
+        if kind in (*_OWN_KEY_RULES, "vertex_ai"):  # keyless is normal / Azure's are errors
             continue
         if isinstance(provider.get("api_key", ""), str) and not provider.get("api_key"):
             path = ("providers", name, "api_key")

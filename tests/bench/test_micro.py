@@ -304,6 +304,85 @@ def test_cohere_stream_event_translation(benchmark: Any) -> None:
     """The Cohere translator alone, per event, over a whole 50-delta stream (pre-parsed)."""
     cls = _load("proxy.providers.cohere.stream", "CohereToUnifiedStream")
     events = [(n, orjson.loads(d)) for n, d in _cohere_events()]
+
+
+# --- Gemini beside Anthropic (issue 13): the same inputs through each vendor's translators ---
+
+
+def _inline_images(body: dict[str, Any]) -> dict[str, Any]:
+    """The kit's request with its https image as a data URL (Gemini takes no URLs)."""
+    out = json.loads(json.dumps(body))
+    for message in out["messages"]:
+        for part in message["content"] if isinstance(message["content"], list) else []:
+            if part.get("type") == "image_url" and not part["image_url"]["url"].startswith("data:"):
+                part["image_url"]["url"] = "data:image/png;base64,iVBORw0KGgo="
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(_requests()))
+def test_request_unified_to_gemini(benchmark: Any, case: str) -> None:
+    translate = _load("proxy.providers.gemini.request", "unified_to_gemini")
+    body = _inline_images(_requests()[case])
+    out, _dropped = benchmark(translate, body, drop_unsupported=True)
+    assert out["contents"]
+    _within(benchmark, REQUEST_BUDGET_US)
+
+
+def gemini_response(words: int = 110) -> dict[str, Any]:
+    """The Gemini twin of ``bodies.anthropic_response()``: one text part, same length."""
+    text = orjson.loads(bodies.anthropic_response())["content"][0]["text"]
+    return {
+        "candidates": [
+            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}
+        ],
+        "usageMetadata": {
+            "promptTokenCount": 25,
+            "candidatesTokenCount": words,
+            "totalTokenCount": 25 + words,
+        },
+        "modelVersion": "gemini-2.5-flash",
+        "responseId": "qpc2afWVFJK4vr0Pq6WiyAU",
+    }
+
+
+def _gemini_responses() -> dict[str, dict[str, Any]]:
+    out = {"small": gemini_response()}
+    sample = _kit("gemini/generateContent.response.json")
+    if sample is not None:
+        out["tool_use"] = sample
+    return out
+
+
+@pytest.mark.parametrize("case", sorted(_gemini_responses()))
+def test_response_gemini_to_unified(benchmark: Any, case: str) -> None:
+    translate = _load("proxy.providers.gemini.response", "gemini_to_unified")
+    out = benchmark(translate, _gemini_responses()[case], 1764061260)
+    assert out["object"] == "chat.completion" and out["usage"]
+    _within(benchmark, REQUEST_BUDGET_US)
+
+
+def gemini_stream_events(chunks: int = bodies.STREAM_CHUNKS) -> list[dict[str, Any]]:
+    """The Gemini twin of ``bodies.anthropic_stream()``: the same words, one per event."""
+    deltas = [
+        p["delta"]["text"]
+        for n, p in ((n, orjson.loads(d)) for n, d in _events(bodies.anthropic_stream(chunks)))
+        if n == "content_block_delta"
+    ]
+    events = []
+    for i, word in enumerate(deltas):
+        candidate: dict[str, Any] = {"content": {"role": "model", "parts": [{"text": word}]}}
+        if i == len(deltas) - 1:
+            candidate["finishReason"] = "STOP"
+        usage = {"promptTokenCount": 25, "totalTokenCount": 25 + i}
+        events.append({"candidates": [candidate], "usageMetadata": usage,
+                       "modelVersion": "gemini-2.5-flash", "responseId": "r"})  # fmt: skip
+    return events
+
+
+def test_stream_event_translation_gemini(benchmark: Any) -> None:
+    """Per event, beside ``test_stream_event_translation`` (Anthropic) on the same text."""
+    cls = _load("proxy.providers.gemini.stream", "GeminiToUnifiedStream")
+    events = [(None, e) for e in gemini_stream_events()]
     produced = benchmark(_feed_all, cls, events)
     assert produced >= bodies.STREAM_CHUNKS
     _within(benchmark, EVENT_BUDGET_US, per=len(events))
@@ -314,11 +393,20 @@ def test_cohere_stream_event_with_json(benchmark: Any) -> None:
     cls = _load("proxy.providers.cohere.stream", "CohereToUnifiedStream")
     events = _cohere_events()
 
+
+def test_stream_event_with_json_gemini(benchmark: Any) -> None:
+    cls = _load("proxy.providers.gemini.stream", "GeminiToUnifiedStream")
+    events = [orjson.dumps(e) for e in gemini_stream_events()]
+
     def run() -> int:
         translator = cls(created=1764061260)
         size = 0
         for name, data in events:
             for _out_name, payload in translator.feed(name, orjson.loads(data)):
+
+
+        for data in events:
+            for _out_name, payload in translator.feed(None, orjson.loads(data)):
                 size += len(b"data: " + orjson.dumps(payload) + b"\n\n")
         return size
 

@@ -64,7 +64,7 @@ def upstream_of(version: int, model: str) -> str:
 def valid_config(base: dict[str, Any], version: int, *, flush: int = 0) -> bytes:
     """Models added and removed, prices changed, timeouts changed (OpenAI's connect timeout,
     so its pooled session is replaced; Anthropic's request budget, so its session is kept).
-    ``flush`` gives both providers new connect timeouts: every session is replaced."""
+    ``flush`` gives every provider a new connect timeout: every session is replaced."""
     data = yaml.safe_load(yaml.safe_dump(base))
     for model in (GPT, CLAUDE):
         price = price_of(version, model)

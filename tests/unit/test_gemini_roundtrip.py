@@ -102,14 +102,13 @@ def conversations(draw: st.DrawFn) -> dict[str, Any]:
 
 def expected_runs(messages: list[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
     """Each side's consecutive turns as (role, items) with empty texts left out."""
-    names = {
-        call["id"]: call["function"]["name"] for m in messages for call in m.get("tool_calls") or []
-    }
+    names: dict[str, str] = {}  # a call id means the latest call made with it
     runs: list[tuple[str, list[Any]]] = []
     for m in messages:
         if m["role"] == "system":
             continue
         side = "model" if m["role"] == "assistant" else "user"
+        names.update((c["id"], c["function"]["name"]) for c in m.get("tool_calls") or [])
         items: list[Any] = []
         if m["role"] == "tool":
             items.append(("result", names[m["tool_call_id"]], m["content"]))

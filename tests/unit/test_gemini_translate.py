@@ -346,3 +346,26 @@ def test_google_statuses(status: int, kind: str, expected: ErrorType, retryable:
 def test_garbage_error_bodies_still_map() -> None:
     error = error_from_google(502, b"<html>bad gateway</html>", {})
     assert error.type is ErrorType.PROVIDER_ERROR and error.retryable
+
+
+def test_two_candidates_stream_apart_and_complete_together() -> None:
+    def event(index: int, text: str, reason: str | None = None) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"index": index, "content": {"parts": [{"text": text}]}}
+        if reason:
+            candidate["finishReason"] = reason
+        return {"candidates": [candidate], "responseId": "r", "modelVersion": "m"}
+
+    translator, chunks = _stream([event(0, "a"), event(0, "b", "STOP")])
+    assert translator.complete_at_eof
+    out = translator.feed(None, event(1, "c"))
+    assert not translator.complete_at_eof  # candidate 1 is still open
+    out += translator.feed(None, event(1, "d", "MAX_TOKENS"))
+    assert translator.complete_at_eof
+    by_index: dict[int, str] = {}
+    for chunk in chunks + [c for _, c in out]:
+        for choice in chunk["choices"]:
+            by_index[choice["index"]] = by_index.get(choice["index"], "") + (
+                choice["delta"].get("content") or ""
+            )
+    assert by_index == {0: "ab", 1: "cd"}
+    assert [c["choices"][0]["finish_reason"] for _, c in out][-1] == "length"

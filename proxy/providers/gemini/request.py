@@ -257,6 +257,8 @@ def _function_response(message: JSON, where: str, calls: dict[str, str], send_id
 
 
 def _tools(body: JSON) -> tuple[list[JSON], JSON]:
+    if not body.get("tools") and not body.get("functions"):
+        return [], {}
     declarations = []
     for i, tool in enumerate(body.get("tools") or []):
         where = f"tools[{i}]"
@@ -309,28 +311,30 @@ _RENAMED = {
 
 def _generation_config(body: JSON) -> JSON:
     out: JSON = {}
-    for name, target in _RENAMED.items():
-        value = body.get(name)
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise invalid_request(f"'{name}' must be a number.", name)
-            out[target] = value
+    for name, value in body.items():  # one pass over what the client sent
+        target = _RENAMED.get(name)
+        if target is None or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise invalid_request(f"'{name}' must be a number.", name)
+        out[target] = value
     if out.get("candidateCount") == 1:
         del out["candidateCount"]
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if value is not None:
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise invalid_request(f"'{name}' must be a positive integer.", name)
-            out["maxOutputTokens"] = value
-            break
+    name, value = "max_completion_tokens", body.get("max_completion_tokens")
+    if value is None:
+        name, value = "max_tokens", body.get("max_tokens")
+    if value is not None:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise invalid_request(f"'{name}' must be a positive integer.", name)
+        out["maxOutputTokens"] = value
     stop = body.get("stop")
     if stop:
         stops = [stop] if isinstance(stop, str) else stop
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise invalid_request("'stop' must be a string or an array of strings.", "stop")
         out["stopSequences"] = stops
-    out.update(_response_format(body.get("response_format")))
+    if body.get("response_format") is not None:
+        out.update(_response_format(body["response_format"]))
     effort = body.get("reasoning_effort")
     if effort is not None:
         if effort not in _THINKING_BUDGET:

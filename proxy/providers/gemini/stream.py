@@ -28,7 +28,7 @@ class GeminiToUnifiedStream:
     def __init__(self, created: int) -> None:
         self._created = created
         self._id = ""
-        self._model = ""
+        self._base: JSON = {}
         self._usage: Any = None
         self._calls: dict[int, int] = {}  # candidate index -> tool calls sent so far
         self._open: set[int] = set()  # candidates without a finishReason yet
@@ -44,64 +44,82 @@ class GeminiToUnifiedStream:
             self.done = True
             return [(None, stream_error(payload["error"]).openai_body())]
         if not self._started:
-            self._id = str(payload.get("responseId") or "gemini")
-            self._model = str(payload.get("modelVersion") or "")
-        if payload.get("usageMetadata"):
-            self._usage = payload["usageMetadata"]
+            self._start(payload)
+        usage = payload.get("usageMetadata")
+        if usage:
+            self._usage = usage
+        candidates = payload.get("candidates")
+        if not candidates:
+            return self._no_candidates(payload)
+        if len(candidates) == 1:  # the common event
+            return self._candidate(candidates[0].get("index", 0), candidates[0])
+        out: Out = []
+        for position, candidate in enumerate(candidates):
+            if isinstance(candidate, dict):
+                out += self._candidate(candidate.get("index", position), candidate)
+        return out
+
+    def _start(self, payload: JSON) -> None:
+        self._id = str(payload.get("responseId") or "gemini")
+        self._base = {
+            "id": f"chatcmpl-{self._id}",
+            "object": "chat.completion.chunk",
+            "created": self._created,
+            "model": str(payload.get("modelVersion") or ""),
+        }
+
+    def _no_candidates(self, payload: JSON) -> Out:
+        """A usage-only event, or a blocked prompt: before any output an ordinary HTTP 400
+        (raised), after it an error event."""
         try:
             check_blocked(payload)
         except GatewayError as blocked:
             if not self._started:
-                raise  # nothing sent yet: an ordinary HTTP 400
+                raise
             self.done = True
             return [(None, blocked.openai_body())]
-        out: Out = []
-        for position, candidate in enumerate(payload.get("candidates") or []):
-            if isinstance(candidate, dict):
-                out += self._candidate(candidate.get("index", position), candidate)
-        self.complete_at_eof = bool(self._finished) and not self._open
-        return out
+        return []
 
     def _candidate(self, index: int, candidate: JSON) -> Out:
-        content = candidate.get("content") or {}
-        sent = self._calls.get(index, 0)
-        text, calls = split_parts(content.get("parts"), f"{self._id}/{index}", sent)
-        delta: JSON = {}
-        if not self._started or index not in self._calls:
-            delta["role"] = "assistant"
-        self._calls[index] = sent + len(calls)
-        if text or not calls:
-            delta["content"] = text
-        if calls:
-            delta["tool_calls"] = [{"index": sent + i, **call} for i, call in enumerate(calls)]
+        parts = (candidate.get("content") or {}).get("parts")
+        sent = self._calls.get(index)
+        first = sent is None
+        sent = sent or 0
+        part = parts[0] if parts and len(parts) == 1 else None
+        if part is not None and "text" in part and not part.get("thought"):  # the common event
+            text, calls = part["text"], []
+        else:
+            text, calls = split_parts(parts, f"{self._id}/{index}", sent)
+            self._calls[index] = sent + len(calls)
+        if first:
+            self._calls.setdefault(index, 0)
         out: Out = []
-        if text or calls or "role" in delta:
+        if text or calls or first:
+            delta: JSON = {"role": "assistant"} if first else {}
+            if text or not calls:
+                delta["content"] = text
+            if calls:
+                delta["tool_calls"] = [{"index": sent + i, **call} for i, call in enumerate(calls)]
             out.append(self._chunk(index, delta, None))
         self._started = True
         reason = candidate.get("finishReason")
-        if reason and index not in self._finished:
+        if reason is None:
+            if first:
+                self._open.add(index)
+                self.complete_at_eof = False
+        elif index not in self._finished:
             self._finished.add(index)
             self._open.discard(index)
+            self.complete_at_eof = not self._open
             out.append(self._chunk(index, {}, finish_reason(reason, self._calls[index] > 0)))
-        elif not reason:
-            self._open.add(index)
         return out
 
     def finish(self) -> Out:
         if self.done or not self._started:
             return []
         self.done = True
-        base = self._base()
-        return [(None, {**base, "choices": [], "usage": unified_usage(self._usage)})]
-
-    def _base(self) -> JSON:
-        return {
-            "id": f"chatcmpl-{self._id}",
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-        }
+        return [(None, {**self._base, "choices": [], "usage": unified_usage(self._usage)})]
 
     def _chunk(self, index: int, delta: JSON, finish: str | None) -> tuple[None, JSON]:
         choice = {"index": index, "delta": delta, "finish_reason": finish}
-        return None, {**self._base(), "choices": [choice], "usage": None}
+        return None, {**self._base, "choices": [choice], "usage": None}

@@ -1,0 +1,103 @@
+"""Gemini translation beside Anthropic's, measured side by side in one process (issue 13).
+
+    .venv/bin/python tests/bench/translation_cost.py [--rounds 9]
+
+The same inputs as ``test_micro.py`` (the kit's requests; a ~1 KB text answer and the kit's
+tool-use answer; a 50-event text stream), each pair timed alternately round after round so
+a loaded machine slows both alike; prints the median per call (per event for streams) and the
+ratio Gemini / Anthropic. Stdlib + the repo only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import timeit
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parents[1]))
+
+from benchlib import bodies  # noqa: E402
+from test_micro import (  # noqa: E402
+    _events,
+    _feed_all,
+    _gemini_responses,
+    _inline_images,
+    _requests,
+    _responses,
+    gemini_stream_events,
+)
+
+from proxy.providers.anthropic.request import openai_to_anthropic  # noqa: E402
+from proxy.providers.anthropic.response import anthropic_to_openai_response  # noqa: E402
+from proxy.providers.anthropic.stream import AnthropicToOpenAIStream  # noqa: E402
+from proxy.providers.gemini.request import unified_to_gemini  # noqa: E402
+from proxy.providers.gemini.response import gemini_to_unified  # noqa: E402
+from proxy.providers.gemini.stream import GeminiToUnifiedStream  # noqa: E402
+
+Pair = tuple[str, Callable[[], Any], Callable[[], Any], int]
+
+
+def pairs() -> list[Pair]:
+    out: list[Pair] = []
+    for case, body in sorted(_requests().items()):
+        inline = _inline_images(body)
+        out.append((
+            f"request {case}",
+            lambda b=inline: openai_to_anthropic(
+                b, upstream_model="claude", default_max_tokens=4096, drop_unsupported=True
+            ),
+            lambda b=inline: unified_to_gemini(b, drop_unsupported=True),
+            1,
+        ))  # fmt: skip
+    gemini = _gemini_responses()
+    for case, response in sorted(_responses().items()):
+        out.append((
+            f"response {case}",
+            lambda r=response: anthropic_to_openai_response(r, created=1),
+            lambda r=gemini[case]: gemini_to_unified(r, 1),
+            1,
+        ))  # fmt: skip
+    anthropic_events = [(n, orjson.loads(d)) for n, d in _events(bodies.anthropic_stream())]
+    gemini_events = [(None, e) for e in gemini_stream_events()]
+    out.append((
+        "stream (per event)",
+        lambda: _feed_all(AnthropicToOpenAIStream, anthropic_events),
+        lambda: _feed_all(GeminiToUnifiedStream, gemini_events),
+        len(gemini_events),
+    ))  # fmt: skip
+    return out
+
+
+def measure(rounds: int) -> list[tuple[str, float, float]]:
+    rows = []
+    for name, anthropic, gemini, per in pairs():
+        number = max(1, 2000 // per)
+        a_times, g_times = [], []
+        for round_ in range(rounds):
+            order = [(anthropic, a_times), (gemini, g_times)]
+            for fn, sink in order if round_ % 2 == 0 else reversed(order):
+                sink.append(timeit.timeit(fn, number=number) / number / per * 1e6)
+        rows.append((name, statistics.median(a_times), statistics.median(g_times)))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args(argv)
+    print(f"{'case':<34} {'anthropic us':>13} {'gemini us':>10} {'gemini/anthropic':>17}")
+    for name, a, g in measure(args.rounds):
+        print(f"{name:<34} {a:>13.2f} {g:>10.2f} {g / a:>17.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
