@@ -370,3 +370,16 @@ def test_health_check_lists_gemini_models(gateway, sim):
     assert body["gemini"]["healthy"] is True
     record = [r for r in sim.sim.received if r.path == "/v1beta/models"][-1]
     assert record.headers["x-goog-api-key"] == GEMINI_KEY
+
+
+def test_the_responses_api_reaches_gemini_through_the_hub(gateway, sim):
+    client = gateway.openai()
+    response = client.responses.create(model=FLASH, input="say: a responses answer")
+    assert response.output_text == "a responses answer"
+    assert response.usage.model_extra["cost"] > 0
+    events = list(
+        client.responses.create(model=FLASH, input="say: streamed responses", stream=True)
+    )
+    done = [e for e in events if e.type == "response.completed"]
+    assert done and done[0].response.output_text == "streamed responses"
+    assert all(r.path.startswith("/v1beta/models/") for r in calls(sim))
