@@ -4,14 +4,14 @@
 
 The same inputs as ``test_micro.py`` (the kit's requests; a ~1 KB text answer and the kit's
 tool-use answer; a 50-event text stream), each pair timed alternately round after round so
-a loaded machine slows both alike; prints the median per call (per event for streams) and the
-ratio Gemini / Anthropic. Stdlib + the repo only.
+a loaded machine slows both alike; prints the time per call (per event for streams) and the
+ratio Gemini / Anthropic. Each figure is the best round's mean (the least disturbed by other
+processes on a shared machine). Stdlib + the repo only.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import timeit
 from collections.abc import Callable
@@ -85,7 +85,7 @@ def measure(rounds: int) -> list[tuple[str, float, float]]:
             order = [(anthropic, a_times), (gemini, g_times)]
             for fn, sink in order if round_ % 2 == 0 else reversed(order):
                 sink.append(timeit.timeit(fn, number=number) / number / per * 1e6)
-        rows.append((name, statistics.median(a_times), statistics.median(g_times)))
+        rows.append((name, min(a_times), min(g_times)))
     return rows
 
 

@@ -222,7 +222,7 @@ def test_model_parts_come_back_verbatim_through_a_client(
 def test_ids_decode_what_they_encode(
     gemini_id: str | None, signature: str | None, seed: str
 ) -> None:
-    call_id = ids.encode(gemini_id, signature, ids.synthesize(seed, 0, "f"))
+    call_id = ids.encode(gemini_id, signature, seed, 0, "f")
     ref = ids.decode(call_id)
     assert (ref.gemini_id, ref.signature) == (gemini_id, signature)
     assert ids.decode(call_id) == ids.decode(call_id)

@@ -33,12 +33,13 @@ def synthesize(seed: str, index: int, name: str) -> str:
     return SYNTHESIZED + digest.hexdigest()
 
 
-def encode(gemini_id: str | None, signature: str | None, fallback: str) -> str:
-    """The client-facing id of one ``functionCall``."""
-    base = GEMINI_ID + gemini_id if gemini_id else fallback
+def encode(gemini_id: str | None, signature: str | None, seed: str, index: int, name: str) -> str:
+    """The client-facing id of one ``functionCall`` (``seed``, ``index`` and ``name`` make the
+    synthesized id when Gemini sent none)."""
+    base = GEMINI_ID + gemini_id if gemini_id else synthesize(seed, index, name)
     if not signature:
         return base
-    packed = base64.urlsafe_b64encode(signature.encode()).rstrip(b"=").decode()
+    packed = base64.b64encode(signature.encode(), b"-_").rstrip(b"=").decode()
     return f"{base}{SIGNATURE}{packed}"
 
 

@@ -22,7 +22,6 @@ from proxy.providers.gemini import ids
 JSON = dict[str, Any]
 log = logging.getLogger("llm_edge_agent")
 
-_COUNTS = ("promptTokenCount", "candidatesTokenCount", "totalTokenCount")
 FINISH_REASON = {
     "STOP": "stop",
     "MAX_TOKENS": "length",
@@ -63,7 +62,11 @@ def unified_usage(metadata: Any) -> JSON:
     """``usageMetadata`` as an OpenAI ``usage`` object; every count unknown (None) when Gemini
     reported none, which is not the same as free."""
     meta = metadata if isinstance(metadata, dict) else {}
-    if not any(meta.get(k) is not None for k in _COUNTS):
+    if (
+        meta.get("promptTokenCount") is None
+        and meta.get("candidatesTokenCount") is None
+        and meta.get("totalTokenCount") is None
+    ):
         return unknown_usage("openai")
     prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
     thoughts = int(meta.get("thoughtsTokenCount") or 0)
@@ -82,8 +85,7 @@ def tool_call(part: JSON, seed: str, index: int) -> JSON:
     """One ``functionCall`` part as an OpenAI tool call whose id carries what Gemini needs."""
     call = part["functionCall"]
     name = str(call.get("name") or "")
-    fallback = ids.synthesize(seed, index, name)
-    call_id = ids.encode(call.get("id"), part.get("thoughtSignature"), fallback)
+    call_id = ids.encode(call.get("id"), part.get("thoughtSignature"), seed, index, name)
     arguments = orjson.dumps(call.get("args") or {}).decode()
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
 

@@ -116,9 +116,10 @@ class TokenSource:
     async def headers(self) -> Mapping[str, str]:
         """``Authorization`` for one request."""
         if not self._fresh():
-            if self._pending is None or self._pending.done():
-                self._pending = asyncio.ensure_future(self._refresh())
-            await asyncio.shield(self._pending)
+            pending = self._pending
+            if pending is None or pending.done() or pending.get_loop() is not _loop():
+                pending = self._pending = asyncio.ensure_future(self._refresh())
+            await asyncio.shield(pending)
         assert self._token is not None
         return {"authorization": f"Bearer {self._token.value}"}
 
@@ -132,6 +133,10 @@ class TokenSource:
         self._token = token
         self._checked_at = time.monotonic()
         return token
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
 
 
 _SOURCES: dict[str, TokenSource] = {}
