@@ -29,7 +29,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from proxy.demo import demo_config  # noqa: E402
+from proxy.demo import demo_config, shipped_models  # noqa: E402
 from proxy.sim.runner import free_port  # noqa: E402
 
 KEYS = {"OPENAI_API_KEY": "sk-bench", "ANTHROPIC_API_KEY": "sk-ant-bench", "GEMINI_API_KEY": "g"}
@@ -78,8 +78,9 @@ COLUMNS = ("direct_p50_ms", "gateway_p50_ms", "added_p50_ms", "direct_p90_ms", "
 
 
 def _start_sim() -> tuple[subprocess.Popen[bytes], str]:
+    models = [arg for model in sorted(shipped_models()) for arg in ("--model", model)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "proxy.sim", "--port", "0", "--no-validate"],
+        [sys.executable, "-m", "proxy.sim", "--port", "0", "--no-validate", *models],
         stdout=subprocess.PIPE,
         cwd=REPO,
     )
