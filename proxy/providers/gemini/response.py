@@ -48,8 +48,6 @@ def finish_reason(reason: Any, has_calls: bool) -> str:
 
 def check_blocked(response: JSON) -> None:
     """Raise ``invalid_request`` for a prompt Gemini refused to answer."""
-    if response.get("candidates"):
-        return
     feedback = response.get("promptFeedback")
     reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
     if reason:
@@ -92,6 +90,11 @@ def tool_call(part: JSON, seed: str, index: int) -> JSON:
 
 def split_parts(parts: Any, seed: str, first_call: int = 0) -> tuple[str, list[JSON]]:
     """(answer text, tool calls) of a candidate's parts; ``first_call`` numbers the calls."""
+    if isinstance(parts, list) and len(parts) == 1:  # the common answer: one text part
+        part = parts[0]
+        text = part.get("text") if isinstance(part, dict) else None
+        if isinstance(text, str) and not part.get("thought"):
+            return text, []
     texts: list[str] = []
     calls: list[JSON] = []
     for part in parts if isinstance(parts, list) else []:
@@ -105,7 +108,8 @@ def split_parts(parts: Any, seed: str, first_call: int = 0) -> tuple[str, list[J
 
 
 def gemini_to_unified(response: JSON, created: int) -> JSON:
-    check_blocked(response)
+    if not response.get("candidates"):
+        check_blocked(response)
     response_id = str(response.get("responseId") or "")
     choices = []
     for position, candidate in enumerate(response.get("candidates") or []):
