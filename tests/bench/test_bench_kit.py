@@ -52,7 +52,7 @@ def test_canned_responses_match_the_vendor_schemas() -> None:
 
 
 def test_canned_responses_api_answer_and_request_match_the_vendor_schemas() -> None:
-    from proxy.sim.app import openapi_schema
+    from proxy.sim.schemas import openapi_schema
 
     for kind, body in (
         ("response", bodies.openai_responses_response()),

@@ -17,7 +17,7 @@ from proxy.providers.openai import OpenAIVendor
 from proxy.providers.registry import vendor_for
 from proxy.providers.responses.request import responses_to_unified, validate_responses_request
 from proxy.providers.responses.response import unified_to_responses, usage_from_responses
-from proxy.sim.app import openapi_schema
+from proxy.sim.schemas import openapi_schema
 from tests.kit import KIT
 
 RESPONSE = Draft202012Validator(

@@ -20,7 +20,7 @@ from proxy.errors import ErrorType, GatewayError
 from proxy.pricing import Price, Usage, cost, usd_number
 from proxy.providers.anthropic.stream import AnthropicToOpenAIStream
 from proxy.providers.responses.stream import UnifiedToResponsesStream
-from proxy.sim.app import openapi_schema
+from proxy.sim.schemas import openapi_schema
 from proxy.sse import iter_events
 from tests.kit import KIT
 
