@@ -27,14 +27,12 @@ from collections.abc import Callable
 from typing import Any
 
 from proxy.errors import invalid_request
+from proxy.providers import params
+from proxy.providers.params import never
 
 JSON = dict[str, Any]
 MAX_STOP_SEQUENCES = 5
 TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def _never(_value: Any) -> bool:
-    return False
 
 
 # Parameters without a Cohere equivalent -> "is this value a no-op?" (null always is).
@@ -44,18 +42,18 @@ _UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
     "top_logprobs": lambda v: v == 0,
     "logit_bias": lambda v: v == {},
     "parallel_tool_calls": lambda v: v is True,
-    "prediction": _never,
-    "audio": _never,
+    "prediction": never,
+    "audio": never,
     "modalities": lambda v: v == ["text"],
     "store": lambda v: v is False,
     "metadata": lambda v: v == {},
     "prompt_cache_key": lambda v: v == "",
-    "web_search_options": _never,
+    "web_search_options": never,
     "verbosity": lambda v: v == "medium",
     "reasoning_effort": lambda v: v == "none",
     "service_tier": lambda v: v in ("auto", "default"),
-    "functions": _never,
-    "function_call": _never,
+    "functions": never,
+    "function_call": never,
 }
 # Translated here, or dropped knowingly (stream_options: usage always comes; user ids: Cohere
 # has no field, and dropping an identifier changes no output).
@@ -81,19 +79,7 @@ def to_cohere(body: JSON, *, upstream_model: str, drop_unsupported: bool) -> tup
 
 
 def _unsupported(body: JSON, drop: bool) -> list[str]:
-    names = [
-        name
-        for name, value in body.items()
-        if name not in _HANDLED and value is not None and not _UNSUPPORTED.get(name, _never)(value)
-    ]
-    if names and not drop:
-        listed = ", ".join(f"'{name}'" for name in names)
-        raise invalid_request(
-            f"Unsupported parameter(s) for a Cohere model: {listed}. Remove them, or set "
-            "drop_unsupported_params on the model or provider to drop them.",
-            names[0],
-        )
-    return names
+    return params.unsupported(body, _HANDLED, _UNSUPPORTED, drop=drop, vendor="a Cohere")
 
 
 # -- sampling -------------------------------------------------------------------------------
