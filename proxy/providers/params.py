@@ -17,6 +17,23 @@ def never(_value: Any) -> bool:
     return False
 
 
+NEUTRAL: Mapping[str, Neutral] = {
+    "logprobs": lambda v: v is False,
+    "top_logprobs": lambda v: v == 0,
+    "logit_bias": lambda v: v == {},
+    "prediction": never,
+    "audio": never,
+    "modalities": lambda v: v == ["text"],
+    "store": lambda v: v is False,
+    "metadata": lambda v: v == {},
+    "prompt_cache_key": lambda v: v == "",
+    "web_search_options": never,
+    "verbosity": lambda v: v == "medium",
+}
+"""OpenAI parameters no other vendor has, with their no-op values: each vendor's table starts
+from these and adds its own."""
+
+
 def unsupported(
     body: Mapping[str, Any],
     handled: frozenset[str],

@@ -28,6 +28,7 @@ from typing import Any
 from proxy.errors import invalid_request
 from proxy.providers import params
 from proxy.providers.anthropic import images, tools
+from proxy.providers.params import never
 
 JSON = dict[str, Any]
 
@@ -35,30 +36,16 @@ JSON = dict[str, Any]
 PLACEHOLDER = "."
 
 
-def _never(_value: Any) -> bool:
-    return False
-
-
 # Parameters without an Anthropic equivalent -> "is this value a no-op?" (null always is).
 _UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
+    **params.NEUTRAL,
     "n": lambda v: v == 1,
-    "logprobs": lambda v: v is False,
-    "top_logprobs": lambda v: v == 0,
-    "logit_bias": lambda v: v == {},
-    "seed": _never,
+    "seed": never,
     "presence_penalty": lambda v: v == 0,
     "frequency_penalty": lambda v: v == 0,
-    "prediction": _never,
-    "audio": _never,
-    "modalities": lambda v: v == ["text"],
-    "store": lambda v: v is False,
-    "metadata": lambda v: v == {},
-    "prompt_cache_key": lambda v: v == "",
-    "prompt_cache_retention": _never,
-    "prompt_cache_options": _never,
-    "web_search_options": _never,
-    "verbosity": lambda v: v == "medium",
-    "moderation": _never,
+    "prompt_cache_retention": never,
+    "prompt_cache_options": never,
+    "moderation": never,
     "reasoning_effort": lambda v: v == "none",
     "service_tier": lambda v: v == "auto",
     "response_format": lambda v: isinstance(v, dict) and v.get("type") in ("text", "json_schema"),

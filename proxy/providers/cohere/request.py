@@ -37,19 +37,9 @@ TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 # Parameters without a Cohere equivalent -> "is this value a no-op?" (null always is).
 _UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
+    **params.NEUTRAL,
     "n": lambda v: v == 1,
-    "logprobs": lambda v: v is False,
-    "top_logprobs": lambda v: v == 0,
-    "logit_bias": lambda v: v == {},
     "parallel_tool_calls": lambda v: v is True,
-    "prediction": never,
-    "audio": never,
-    "modalities": lambda v: v == ["text"],
-    "store": lambda v: v is False,
-    "metadata": lambda v: v == {},
-    "prompt_cache_key": lambda v: v == "",
-    "web_search_options": never,
-    "verbosity": lambda v: v == "medium",
     "reasoning_effort": lambda v: v == "none",
     "service_tier": lambda v: v in ("auto", "default"),
     "functions": never,

@@ -29,7 +29,6 @@ import orjson
 from proxy.errors import invalid_request
 from proxy.providers import params
 from proxy.providers.gemini import ids
-from proxy.providers.params import never
 
 JSON = dict[str, Any]
 PLACEHOLDER = "."
@@ -40,18 +39,8 @@ _AUDIO = {"wav": "audio/wav", "mp3": "audio/mp3"}
 
 
 _UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
-    "logprobs": lambda v: v is False,
-    "top_logprobs": lambda v: v == 0,
-    "logit_bias": lambda v: v == {},
+    **params.NEUTRAL,
     "parallel_tool_calls": lambda v: v is True,
-    "prediction": never,
-    "audio": never,
-    "modalities": lambda v: v == ["text"],
-    "store": lambda v: v is False,
-    "metadata": lambda v: v == {},
-    "prompt_cache_key": lambda v: v == "",
-    "web_search_options": never,
-    "verbosity": lambda v: v == "medium",
     "service_tier": lambda v: v == "auto",
 }
 _HANDLED = frozenset(
