@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from types import ModuleType
 from typing import Any
@@ -420,36 +420,20 @@ def create_app(sim: Sim) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[CLOSING] = asyncio.Event()
 
-    async def chat(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, openai)
+    def serve(vendor: ModuleType) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            return await sim.handle(request, vendor)
 
-    async def messages(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, anthropic)
+        return handler
 
-    async def responses(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, openai_responses)
-
-    async def cohere_chat(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, cohere)
+    chat, messages, responses = serve(openai), serve(anthropic), serve(openai_responses)
+    cohere_chat, compat_route = serve(cohere), serve(compat)
+    azure_route, azure_responses_route = serve(azure), serve(azure_responses)
+    gemini_route, vertex_route = serve(gemini), serve(vertex)
 
     async def models(request: web.Request) -> web.StreamResponse:
         vendor = anthropic if "anthropic-version" in request.headers else openai
         return await sim.handle(request, vendor)
-
-    async def azure_route(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, azure)
-
-    async def azure_responses_route(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, azure_responses)
-
-    async def compat_route(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, compat)
-
-    async def gemini_route(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, gemini)
-
-    async def vertex_route(request: web.Request) -> web.StreamResponse:
-        return await sim.handle(request, vertex)
 
     async def token(request: web.Request) -> web.StreamResponse:
         reply = sim.tokens.grant(await request.read())
