@@ -32,6 +32,7 @@ from proxy.server.keys import STATE
 from proxy.sim.app import Sim
 from proxy.sim.app import create_app as create_sim_app
 from proxy.sim.runner import BackgroundServer, free_port
+from tests.sdk import anthropic_client, openai_client
 
 OPENAI_KEY = "sk-test-openai-upstream-key"
 ANTHROPIC_KEY = "sk-ant-test-upstream-key"
@@ -101,16 +102,10 @@ class Gateway:
         return self.server.app[STATE]
 
     def openai(self, **kwargs: Any) -> Any:
-        import openai
-
-        kwargs.setdefault("max_retries", 0)
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=CLIENT_KEY, **kwargs)
+        return openai_client(f"{self.url}/v1", CLIENT_KEY, **kwargs)
 
     def anthropic(self, **kwargs: Any) -> Any:
-        import anthropic
-
-        kwargs.setdefault("max_retries", 0)
-        return anthropic.Anthropic(base_url=self.url, api_key=CLIENT_KEY, **kwargs)
+        return anthropic_client(self.url, api_key=CLIENT_KEY, **kwargs)
 
 
 @pytest.fixture

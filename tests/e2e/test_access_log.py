@@ -10,7 +10,6 @@ import signal
 import uuid
 from typing import Any
 
-import anthropic
 import openai
 import orjson
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from proxy.logs import ACCESS_LOGGER, JsonFormatter
 from tests.conftest import ANTHROPIC_KEY, OPENAI_KEY, gateway_config, wait_until
 from tests.http import post
+from tests.sdk import anthropic_client, openai_client
 
 FIELDS = {
     "time", "request_id", "dialect", "model_requested", "model", "upstream_model", "provider",
@@ -108,10 +108,10 @@ def test_canary_prompt_and_keys_never_logged_at_default_settings(gateway_factory
     gateway = gateway_factory(AUTH, environ=TOKEN_ENV)
     prompt, token = canary_prompt(), TOKEN_ENV["EDGE_TOKEN"]
     messages = [{"role": "user", "content": prompt}]
-    client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0)
+    client = openai_client(f"{gateway.url}/v1", token)
     client.chat.completions.create(model="gpt-4o", messages=messages)
     list(client.chat.completions.create(model="claude-3.5-sonnet", messages=messages, stream=True))
-    anthropic.Anthropic(base_url=gateway.url, api_key=token, max_retries=0).messages.create(
+    anthropic_client(gateway.url, api_key=token).messages.create(
         model="claude-3-5-haiku-20241022", max_tokens=16, messages=messages
     )
     bad = orjson.dumps({"model": "gpt-4o", "messages": [{"role": "robot", "content": prompt}]})

@@ -14,6 +14,7 @@ import openai
 import pytest
 
 from proxy.config.build import load_snapshot
+from tests import sdk
 from tests.conftest import ENVIRON, OPENAI_KEY, REPO, deep_merge, gateway_config
 from tests.http import get, post
 
@@ -31,13 +32,13 @@ def secured(gateway_factory):
 
 
 def openai_client(gateway, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key, max_retries=0)
+    return sdk.openai_client(f"{gateway.url}/v1", key)
 
 
 def anthropic_client(gateway, key: str, bearer: bool = False) -> anthropic.Anthropic:
     """``bearer``: the key as ``Authorization: Bearer`` (auth_token) instead of ``x-api-key``."""
     credential = {"auth_token": key} if bearer else {"api_key": key}
-    return anthropic.Anthropic(base_url=gateway.url, max_retries=0, **credential)
+    return sdk.anthropic_client(gateway.url, **credential)
 
 
 def test_openai_endpoint_missing_wrong_and_right_token(secured, sim):

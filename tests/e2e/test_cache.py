@@ -16,6 +16,7 @@ from proxy.sse import iter_events
 from tests.conftest import ENVIRON, wait_until
 from tests.http import get, post
 from tests.prom import samples
+from tests.sdk import openai_client
 
 CACHED = {"cache": {"enabled": True}}
 CLAUDE = "claude-3-5-sonnet-20241022"
@@ -197,7 +198,7 @@ def test_two_inbound_tokens_never_share_entries(gateway_factory, sim):
     gateway = gateway_factory({**CACHED, **auth}, environ=TOKENS)
 
     def client(token: str) -> Any:
-        return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=token, max_retries=0)
+        return openai_client(f"{gateway.url}/v1", token)
 
     def status(token: str) -> str:
         raw = client(token).chat.completions.with_raw_response.create(

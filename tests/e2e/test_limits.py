@@ -19,6 +19,7 @@ import pytest
 from tests.conftest import Gateway, SimHandle, wait_until
 from tests.http import get
 from tests.prom import samples
+from tests.sdk import openai_client
 
 NOON = datetime(2026, 12, 3, 12, 0, 0, tzinfo=UTC).timestamp()
 PROMPT = [{"role": "user", "content": "Say hello to the budget."}]
@@ -183,8 +184,8 @@ def test_token_scoped_budget_applies_to_that_inbound_token_only(
     limits = {"budgets": [{"name": "team-a", "usd": 0, "tokens_env": ["TEAM_A"]}]}
     gateway = gateway_factory({"limits": limits, **overrides}, environ=environ)
     base = f"{gateway.url}/v1"
-    team_a = openai.OpenAI(base_url=base, api_key="tok-team-a", max_retries=0)
-    team_b = openai.OpenAI(base_url=base, api_key="tok-team-b", max_retries=0)
+    team_a = openai_client(base, "tok-team-a")
+    team_b = openai_client(base, "tok-team-b")
     with pytest.raises(openai.RateLimitError):
         team_a.chat.completions.create(model="gpt-4", messages=PROMPT, max_tokens=5)
     assert team_b.chat.completions.create(model="gpt-4", messages=PROMPT, max_tokens=5).choices

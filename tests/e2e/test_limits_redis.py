@@ -25,6 +25,7 @@ from tests.conftest import Gateway, Process, SimHandle, gateway_config, wait_unt
 from tests.http import get
 from tests.prom import samples
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
+from tests.sdk import openai_client
 
 PROMPT = [{"role": "user", "content": "Count the coins in the shared budget."}]
 GPT4 = Price(Decimal("0.030"), Decimal("0.060"))
@@ -38,7 +39,7 @@ def _limits(redis: RedisServer, usd: Decimal, mode: str, **extra: Any) -> dict[s
 
 
 def _one(url: str) -> tuple[int, Decimal]:
-    client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-client", max_retries=0)
+    client = openai_client(f"{url}/v1", "sk-client")
     try:
         raw = client.chat.completions.with_raw_response.create(
             model="gpt-4", messages=PROMPT, max_tokens=MAX_TOKENS

@@ -9,7 +9,6 @@ import socket
 from decimal import Decimal
 from pathlib import Path
 
-import openai
 import orjson
 import yaml
 
@@ -17,6 +16,7 @@ from tests.conftest import CLIENT_KEY, gateway_config, wait_until
 from tests.e2e.live_config import dump, version_of, write_rename_over
 from tests.http import get
 from tests.prom import Samples, samples
+from tests.sdk import openai_client
 
 
 def test_two_workers_share_the_port_and_exit_cleanly(sim, spawn_gateway, tmp_path):
@@ -30,7 +30,7 @@ def test_two_workers_share_the_port_and_exit_cleanly(sim, spawn_gateway, tmp_pat
 
     pids = wait_until(both_workers_answer, timeout=20)
     assert process.popen.pid not in pids  # the parent only supervises
-    client = openai.OpenAI(base_url=f"{process.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    client = openai_client(f"{process.url}/v1", CLIENT_KEY)
     for _ in range(10):
         reply = client.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "say: ok"}]
@@ -84,7 +84,7 @@ def test_a_scrape_of_any_worker_counts_every_workers_requests(sim, spawn_gateway
     wait_until(lambda: len(list(peers_dir.glob("*.sock"))) == 2, timeout=20)
     cost = Decimal(0)
     for _ in range(SENT):  # a client per request: new connections, spread over both workers
-        with openai.OpenAI(base_url=f"{process.url}/v1", api_key=CLIENT_KEY, max_retries=0) as c:
+        with openai_client(f"{process.url}/v1", CLIENT_KEY) as c:
             raw = c.chat.completions.with_raw_response.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "say: ok"}]
             )

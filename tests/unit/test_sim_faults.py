@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import aiohttp
-import openai
 import orjson
 import pytest
 from aiohttp import web
@@ -23,6 +22,7 @@ from aiohttp import web
 from proxy.sim import BackgroundServer, Fault, Sim, free_port
 from proxy.sse import iter_events
 from tests.kit import sample
+from tests.sdk import openai_client
 from tests.unit.sim_helpers import (
     OPENAI_KEY,
     an_body,
@@ -277,7 +277,7 @@ def test_cli_serves_until_sigterm() -> None:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.startswith("proxy.sim listening on http://127.0.0.1:"), line
         url = line.rsplit(" ", 1)[1].strip()
-        client = openai.OpenAI(base_url=url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+        client = openai_client(url + "/v1", OPENAI_KEY)
         reply = client.chat.completions.create(
             model="gpt-4o", messages=[{"role": "user", "content": "say: pong"}]
         )

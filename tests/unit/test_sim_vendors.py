@@ -14,6 +14,7 @@ import pytest
 
 from proxy.sim import BackgroundServer, Sim, text
 from tests.kit import assert_valid, sample
+from tests.sdk import anthropic_client, openai_client
 from tests.unit.sim_helpers import (
     AN_TOOLS,
     ANTHROPIC_KEY,
@@ -33,12 +34,12 @@ from tests.unit.sim_helpers import (
 
 @pytest.fixture
 def oai(server: BackgroundServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.url + "/v1", api_key=OPENAI_KEY, max_retries=0)
+    return openai_client(server.url + "/v1", OPENAI_KEY)
 
 
 @pytest.fixture
 def claude(server: BackgroundServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server.url, api_key=ANTHROPIC_KEY, max_retries=0)
+    return anthropic_client(server.url, api_key=ANTHROPIC_KEY)
 
 
 # --- OpenAI through its SDK --------------------------------------------------------------------
@@ -175,7 +176,7 @@ def test_openai_models_auth_and_not_found(
 ) -> None:
     ids = [m.id for m in oai.models.list()]
     assert "gpt-4o" in ids and "gpt-4o-2024-08-06" in ids
-    bad = openai.OpenAI(base_url=server.url + "/v1", api_key="sk-wrong", max_retries=0)
+    bad = openai_client(server.url + "/v1", "sk-wrong")
     with pytest.raises(openai.AuthenticationError) as exc:
         bad.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
     assert exc.value.body == sample("openai/errors/401.json")["body"]["error"]
@@ -338,7 +339,7 @@ def test_anthropic_models_auth_version_and_errors(
     )
     listing = raw(server, "/v1/models", headers=an_headers()).json()
     assert listing["first_id"] == listing["data"][0]["id"] and listing["has_more"] is False
-    bad = anthropic.Anthropic(base_url=server.url, api_key="ak-wrong", max_retries=0)
+    bad = anthropic_client(server.url, api_key="ak-wrong")
     with pytest.raises(anthropic.AuthenticationError) as exc:
         bad.messages.create(**an_body())
     assert exc.value.body == sample("anthropic/errors/401.json")["body"]
