@@ -2,6 +2,8 @@
 
 Floats would drift in the last digits of ``x-llm-cost-usd``; Decimal keeps the header exact.
 Input tokens fall in three buckets priced apart: uncached input, cache reads, cache writes.
+Some models bill a whole request at higher prices once its prompt passes a size (Gemini 2.5 Pro
+and Claude's long context above 200K tokens): those are a price's ``tiers``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ class Price:
     output_per_1k: Decimal
     cache_read_per_1k: Decimal | None = None
     cache_write_per_1k: Decimal | None = None
+    tiers: tuple[tuple[int, Price], ...] = ()
+    """``(above_prompt_tokens, price)``, ascending: a request whose prompt (cached tokens
+    included) is longer than the threshold is billed at that price, every bucket of it."""
+
+    def for_prompt(self, prompt_tokens: int) -> Price:
+        """The price that bills a request with a prompt of ``prompt_tokens`` tokens."""
+        chosen = self
+        for above, price in self.tiers:
+            if prompt_tokens <= above:
+                break
+            chosen = price
+        return chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +123,9 @@ def _reports(usage: Mapping[str, Any], counts: tuple[str, ...]) -> bool:
 
 
 def cost(price: Price, usage: Usage) -> Decimal:
-    """The exact USD cost of ``usage`` at ``price``."""
+    """The exact USD cost of ``usage`` at ``price`` (at the tier its prompt size falls in)."""
+    if price.tiers:
+        price = price.for_prompt(usage.prompt_tokens)
     read = price.cache_read_per_1k if price.cache_read_per_1k is not None else price.input_per_1k
     write = price.cache_write_per_1k if price.cache_write_per_1k is not None else price.input_per_1k
     total = (

@@ -118,7 +118,7 @@ def cheapest(
 
 def explain_cost(model: ModelConfig, usage: Usage, catalog_source: str | None) -> list[str]:
     """The arithmetic behind a cost, one line per priced bucket, and where the price came from."""
-    price: Price = model.price
+    price: Price = model.price.for_prompt(usage.prompt_tokens)
     read = price.cache_read_per_1k if price.cache_read_per_1k is not None else price.input_per_1k
     buckets = [
         ("input", usage.uncached_input_tokens, price.input_per_1k),
@@ -135,5 +135,8 @@ def explain_cost(model: ModelConfig, usage: Usage, catalog_source: str | None) -
     if model.price_source == "catalog":
         origin = f"catalog ({catalog_source}; from {model.price_date or 'its release'})"
     lines.append(f"  {'total':<13}{'':>10}          = ${format_usd(cost(price, usage))}")
+    above = [limit for limit, tier in model.price.tiers if tier is price]
+    if above:
+        lines.append(f"  (the long-prompt tier: prompts above {above[0]} tokens)")
     lines.append(f"  price of {model.name} from the {origin}")
     return lines

@@ -63,11 +63,13 @@ def _price(price: Data) -> Price:
         value = price.get(key)
         return None if value is None else Decimal(str(value))
 
+    tiers = sorted(price.get("tiers") or (), key=lambda tier: int(tier["above_prompt_tokens"]))
     return Price(
         input_per_1k=exact("input_per_1k") or Decimal(0),
         output_per_1k=exact("output_per_1k") or Decimal(0),
         cache_read_per_1k=exact("cache_read_per_1k"),
         cache_write_per_1k=exact("cache_write_per_1k"),
+        tiers=tuple((int(tier["above_prompt_tokens"]), _price(tier)) for tier in tiers),
     )
 
 

@@ -262,6 +262,7 @@ def _semantic_problems(
             message = f"provider {shown} is not defined under providers{_suggest(ref, providers)}"
             problems.append(lines.problem(path, message))
     problems.extend(_name_problems(models, lines))
+    problems.extend(_tier_problems(models, lines))
     problems.extend(_cache_problems(data, lines))
     problems.extend(_unpriced(models, providers, lines))
     problems.extend(_header_problems(providers, lines))
@@ -433,6 +434,22 @@ def _name_problems(models: list[tuple[str, dict[str, Any]]], lines: LineIndex) -
                 problems.append(lines.problem(path, message))
             elif owner[target] == name:
                 problems.append(lines.problem(path, f"model '{name}' cannot fall back to itself"))
+    return problems
+
+
+def _tier_problems(models: list[tuple[str, dict[str, Any]]], lines: LineIndex) -> list[Problem]:
+    """Two price tiers starting at the same prompt size would make a request's price a guess."""
+    problems: list[Problem] = []
+    for name, model in models:
+        price = model.get("price")
+        tiers = price.get("tiers") if isinstance(price, dict) else None
+        seen: set[object] = set()
+        for i, tier in enumerate(tiers if isinstance(tiers, list) else ()):
+            above = tier.get("above_prompt_tokens") if isinstance(tier, dict) else None
+            if above in seen:
+                path = ("models", name, "price", "tiers", i, "above_prompt_tokens")
+                problems.append(lines.problem(path, f"a tier above {above} tokens is already set"))
+            seen.add(above)
     return problems
 
 

@@ -118,6 +118,31 @@ def test_openai_sdk_stream_matches_the_whole_answer(gateway, sim):
     assert calls(sim)[-1].path == path(FLASH, stream=True) + "?alt=sse" or calls(sim)[-1].stream
 
 
+LONG_PRO = Price(Decimal("0.0025"), Decimal("0.015"), Decimal("0.00025"))  # prompts > 200K
+
+
+def test_a_prompt_over_200k_tokens_is_billed_at_the_long_prompt_tier(gateway, sim):
+    """gemini-2.5-pro bills a whole request at higher prices once its prompt passes 200K
+    tokens (config.yaml's ``price.tiers``): whole answers and streams alike."""
+    client = gateway.openai()
+    messages = [{"role": "user", "content": "word " * 200_500}]
+    raw = client.chat.completions.with_raw_response.create(model=PRO, messages=messages)
+    usage = raw.parse().usage
+    assert usage.prompt_tokens > 200_000
+    tokens = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+    amount = cost(LONG_PRO, tokens)
+    assert amount > cost(PRICES[PRO], tokens)
+    assert raw.headers["x-llm-cost-usd"] == format_usd(amount)
+    assert usage.model_extra["cost"] == float(format_usd(amount))
+    stream = gateway.anthropic().messages.create(
+        model=PRO, max_tokens=100, messages=messages, stream=True
+    )
+    final = [e for e in stream if e.type == "message_delta"][-1]
+    assert final.usage.input_tokens == usage.prompt_tokens
+    streamed = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=final.usage.output_tokens)
+    assert final.usage.model_extra["cost"] == float(format_usd(cost(LONG_PRO, streamed)))
+
+
 def test_anthropic_sdk_text_and_stream(gateway, sim):
     client = gateway.anthropic()
     message = client.messages.create(
