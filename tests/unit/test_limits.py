@@ -122,6 +122,31 @@ def test_reserve_then_settle_is_all_or_nothing(store: Any) -> None:
     run(go())
 
 
+def test_a_refusal_leaves_the_counters_that_fit_untouched(store: Any) -> None:
+    """The memory store applies each op as it fits and undoes them when a later one does not:
+    the outcome must be the same as checking everything first (as the Lua script does)."""
+
+    async def go() -> None:
+        ops = [
+            Op("b:fits", 100, 40, RESERVE, T + 1000.0),
+            Op("r:n:requests:0", 5, 1, COUNT, T + 60.0),
+            Op("b:soft", 100, 0, CHECK, T + 1000.0),
+            Op("b:full", 100, 70, RESERVE, T + 1000.0),
+        ]
+        await store.settle([Charge("b:full", 0, 50, T + 1000.0)], "x", T + 1.0)
+        refused = await store.admit(ops, "h1", T + 500.0, T + 2.0)
+        assert not refused.ok and list(refused.refused) == [3]
+        assert refused.spent == [0, 0, 0, 50]
+        keys = ["b:fits", "r:n:requests:0", "b:soft", "b:full"]
+        assert await store.read(keys, T + 3.0) == [(0, 0), (0, 0), (0, 0), (50, 0)]
+        admitted = await store.admit(ops[:3], "h2", T + 500.0, T + 4.0)
+        assert admitted.ok and admitted.spent == [0, 1, 0]
+        assert await store.read(keys[:2], T + 5.0) == [(0, 40), (1, 0)]
+        await store.close()
+
+    run(go())
+
+
 def test_holds_expire_so_a_dead_request_frees_its_reservation(store: Any) -> None:
     async def go() -> None:
         op = [Op("b:crash", 100, 80, RESERVE, T + 10_000.0)]

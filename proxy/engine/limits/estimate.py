@@ -18,7 +18,7 @@ The hard cap is only as safe as these bounds, so each errs high, never low:
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import Any
 
 from proxy.config.snapshot import ModelConfig
@@ -35,8 +35,9 @@ FALLBACK_MAX_OUTPUT = 65_536
 
 
 def to_nano(usd: Decimal) -> int:
-    """USD as whole nano-dollars, rounded up."""
-    return int((usd * NANO).to_integral_value(rounding=ROUND_CEILING))
+    """USD as whole nano-dollars, rounded up (exact: from the Decimal's integer ratio)."""
+    numerator, denominator = usd.as_integer_ratio()
+    return -(-numerator * NANO // denominator)
 
 
 def from_nano(nano: int) -> Decimal:
@@ -62,8 +63,8 @@ def model_max_output(model: ModelConfig) -> int:
     return value if value is not None and value > 0 else FALLBACK_MAX_OUTPUT
 
 
-def output_bound(body: dict[str, Any], model: ModelConfig, anthropic_wire: bool) -> int:
-    """The most output tokens the upstream may bill for this request."""
+def asked_output(body: dict[str, Any]) -> tuple[int | None, int]:
+    """(the output tokens the request asks for, times ``n``, or None; ``n``)."""
     asked = body.get("max_completion_tokens")
     if not isinstance(asked, int) or isinstance(asked, bool):
         asked = body.get("max_tokens")
@@ -72,7 +73,18 @@ def output_bound(body: dict[str, Any], model: ModelConfig, anthropic_wire: bool)
     choices = body.get("n")
     n = choices if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1 else 1
     if isinstance(asked, int) and not isinstance(asked, bool) and asked >= 0:
-        return asked * n
+        return asked * n, n
+    return None, n
+
+
+def output_bound(body: dict[str, Any], model: ModelConfig, anthropic_wire: bool) -> int:
+    """The most output tokens the upstream may bill for this request."""
+    asked, n = asked_output(body)
+    return asked if asked is not None else default_output(model, anthropic_wire, n)
+
+
+def default_output(model: ModelConfig, anthropic_wire: bool, n: int) -> int:
+    """The output bound of a request that does not limit its output itself."""
     if anthropic_wire:
         return model.max_tokens  # what the gateway sends when the client gave none
     return model_max_output(model) * n

@@ -28,11 +28,10 @@ from redis.exceptions import RedisError
 
 from proxy.config.limits import LimitsSettings
 from proxy.config.snapshot import Snapshot
-from proxy.engine.limits import plan
 from proxy.engine.limits.estimate import from_nano, input_bound
-from proxy.engine.limits.plan import USD, Entry
+from proxy.engine.limits.plan import NO_WORST, USD, Plan, compile_plan
 from proxy.engine.limits.redis_store import RedisStore
-from proxy.engine.limits.store import MemoryStore, Store
+from proxy.engine.limits.store import Admission, MemoryStore, Op, Store
 from proxy.engine.limits.ticket import Ticket
 from proxy.engine.limits.windows import iso, retry_after
 from proxy.engine.route import Target, chain, resolve
@@ -43,8 +42,11 @@ log = logging.getLogger("llm_edge_agent.limits")
 HOLD_MARGIN_S = 10.0
 """A hold outlives its request's deadline by this much (time to settle), then expires."""
 WARN_EVERY_S = 10.0
+MAX_PLANS = 1024
 _ids = itertools.count()
 _ID_PREFIX = os.urandom(6).hex()
+_NO_TOKENS: frozenset[bytes] = frozenset()
+_NONE: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -68,6 +70,9 @@ class Limits:
     _redis: dict[tuple[str, int, str], RedisStore] = field(default_factory=dict)
     _tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     _warned_at: float = -WARN_EVERY_S
+    _plans: dict[tuple[Any, frozenset[bytes]], Plan] = field(default_factory=dict)
+    _plans_of: Snapshot | None = None
+    """The snapshot ``_plans`` were compiled for (a reload starts a new cache)."""
 
     def store(self, settings: LimitsSettings) -> Store:
         if settings.backend != "redis":
@@ -80,47 +85,99 @@ class Limits:
         return store
 
     async def admit(
-        self,
-        snapshot: Snapshot,
-        body: dict[str, Any],
-        raw: bytes,
-        headers: Mapping[str, str],
-        targets: list[Target],
-    ) -> Any:
+        self, snapshot: Snapshot, body: dict[str, Any], raw: bytes, headers: Mapping[str, str]
+    ) -> Ticket | None:
         """A :class:`~proxy.engine.limits.ticket.Ticket`, or None when no limit applies (or
         the store is unreachable and ``fail_open``); raises 429 ``budget_exceeded``."""
         settings = snapshot.limits
         now = self.clock()
-        tokens = _token_digests(headers) if settings.token_scoped else frozenset()
+        tokens = _token_digests(headers) if settings.token_scoped else _NO_TOKENS
+        plan = self._plan(snapshot, str(body.get("model")), tokens)
+        if not plan.rules:
+            return None
         inputs = input_bound(raw)
-        hold_until = now + targets[0].model.timeouts.request_ms / 1000 + HOLD_MARGIN_S
         hold_id = f"{_ID_PREFIX}{next(_ids)}"
+        hold_until = now + plan.hold_s
+        ops, worst = plan.ops(body, inputs, now)
+        store = self.store(settings)
+        try:
+            if store is self.memory:  # no await: the memory store never waits
+                admission = self.memory.admit_now(ops, hold_id, hold_until, now)
+            else:
+                admission = await store.admit(ops, hold_id, hold_until, now)
+        except (RedisError, OSError) as exc:
+            self.unreachable(settings, exc)
+            return None
+        if admission.ok:
+            return Ticket(self, settings, plan, ops, admission.spent, worst, hold_id, _NONE)
+        return await self._without_fallbacks(
+            settings, plan, body, inputs, tokens, (hold_id, hold_until, now), (ops, admission)
+        )
+
+    async def _without_fallbacks(
+        self,
+        settings: LimitsSettings,
+        plan: Plan,
+        body: dict[str, Any],
+        inputs: int,
+        tokens: frozenset[bytes],
+        hold: tuple[str, float, float],
+        first: tuple[list[Op], Admission],
+    ) -> Ticket | None:
+        """Refused: raise 429 when a refusing limit covers the requested model, else admit
+        the chain again without the fallbacks that cannot fit (the rare path)."""
+        hold_id, hold_until, now = hold
+        targets, (ops, admission) = plan.targets, first
         excluded: set[str] = set()
         while True:
+            self.seen(plan, admission.spent)
+            refused = [plan.rules[i] for i in admission.refused]
+            if any(plan.primary in rule.covered for rule in refused):
+                raise self._refusal(plan, ops, admission, now)
+            for rule in refused:
+                excluded |= rule.covered  # fallbacks that cannot fit: the chain goes without
             live = [t for t in targets if t.model.name not in excluded]
-            entries = plan.entries(settings, body, live, tokens, inputs, now)
-            if not entries:  # nothing applies (any more): only the exclusions remain
-                return (
-                    Ticket(self, settings, [], [], hold_id, frozenset(excluded))
-                    if excluded
-                    else None
-                )
+            plan = self._chain_plan(settings, live, tokens)
+            if not plan.rules:  # nothing applies any more: only the exclusions remain
+                return Ticket(self, settings, plan, [], [], NO_WORST, hold_id,
+                              frozenset(excluded))  # fmt: skip
+            ops, worst = plan.ops(body, inputs, now)
             try:
-                admission = await self.store(settings).admit(entries, hold_id, hold_until, now)
+                admission = await self.store(settings).admit(ops, hold_id, hold_until, now)
             except (RedisError, OSError) as exc:
                 self.unreachable(settings, exc)
                 return None
             if admission.ok:
-                return Ticket(
-                    self, settings, entries, admission.spent, hold_id, frozenset(excluded)
-                )
-            self._seen(entries, admission.spent)
-            refused = [entries[i] for i in admission.refused]
-            primary = targets[0].model.name
-            if any(primary in e.covered for e in refused):
-                raise self._refusal(refused, admission.spent, entries, now)
-            for entry in refused:
-                excluded |= entry.covered  # fallbacks that cannot fit: the chain goes without
+                return Ticket(self, settings, plan, ops, admission.spent, worst, hold_id,
+                              frozenset(excluded))  # fmt: skip
+
+    def _plan(self, snapshot: Snapshot, model: str, tokens: frozenset[bytes]) -> Plan:
+        """The compiled plan of a request for ``model``, cached per snapshot."""
+        if snapshot is not self._plans_of:
+            self._plans_of, self._plans = snapshot, {}
+        plan = self._plans.get((model, tokens))
+        if plan is None:
+            targets = chain(snapshot, resolve(snapshot, model))
+            plan = self._chain_plan(snapshot.limits, targets, tokens)
+            self._remember((model, tokens), plan)
+        return plan
+
+    def _chain_plan(
+        self, settings: LimitsSettings, targets: list[Target], tokens: frozenset[bytes]
+    ) -> Plan:
+        """The compiled plan of a chain of targets (of the snapshot of ``_plans``)."""
+        cache_key = (tuple(t.model.name for t in targets), tokens)
+        plan = self._plans.get(cache_key)
+        if plan is None:
+            hold_s = targets[0].model.timeouts.request_ms / 1000 + HOLD_MARGIN_S
+            plan = compile_plan(settings, targets, tokens, hold_s)
+            self._remember(cache_key, plan)
+        return plan
+
+    def _remember(self, cache_key: tuple[Any, frozenset[bytes]], plan: Plan) -> None:
+        if len(self._plans) >= MAX_PLANS:  # many inbound tokens: start over
+            self._plans.clear()
+        self._plans[cache_key] = plan
 
     def unreachable(self, settings: LimitsSettings, exc: BaseException) -> None:
         """Redis is down: count it, warn (at most every WARN_EVERY_S), fail open or closed."""
@@ -144,39 +201,45 @@ class Limits:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _seen(self, entries: list[Entry], spent: list[int]) -> None:
-        views = self.views
-        for entry, value in zip(entries, spent, strict=True):
-            view = views.get((entry.name, entry.unit))
-            if view is None:
-                view = views[(entry.name, entry.unit)] = View(entry.unit, entry.limit)
-            view.limit, view.spent = entry.limit, value
+    def seen(self, plan: Plan, spent: list[int]) -> None:
+        """Remember the budgets' values for metrics (spend and remaining per budget; a rate
+        limit's view only counts its rejections, so it only has to exist)."""
+        views = plan.views
+        if views is None:
+            views = plan.views = []
+            for i, rule in enumerate(plan.rules):
+                view = self.views.get((rule.name, rule.unit))
+                if view is None:
+                    view = self.views[(rule.name, rule.unit)] = View(rule.unit, rule.limit)
+                if rule.unit == USD:
+                    views.append((i, view, rule.limit))
+        for i, view, limit in views:
+            view.limit, view.spent = limit, spent[i]
 
-    def _refusal(
-        self, refused: list[Entry], spent: list[int], entries: list[Entry], now: float
-    ) -> GatewayError:
-        for entry in refused:
-            self.views[(entry.name, entry.unit)].rejections += 1
-        entry = max(refused, key=lambda e: e.expires_at)
-        used = spent[entries.index(entry)]
-        resets = iso(entry.expires_at)
-        if entry.unit == USD:
-            left = format_usd(from_nano(max(entry.limit - used, 0)))
-            usd = format_usd(from_nano(entry.limit))
+    def _refusal(self, plan: Plan, ops: list[Op], admission: Admission, now: float) -> GatewayError:
+        refused = admission.refused
+        for i in refused:
+            self.views[(plan.rules[i].name, plan.rules[i].unit)].rejections += 1
+        i = max(refused, key=lambda j: ops[j].expires_at)
+        rule, op, used = plan.rules[i], ops[i], admission.spent[i]
+        resets = iso(op.expires_at)
+        if rule.unit == USD:
+            left = format_usd(from_nano(max(op.limit - used, 0)))
+            usd = format_usd(from_nano(op.limit))
             message = (
-                f"Budget '{entry.name}' (${usd} per {entry.period}) cannot cover this request "
+                f"Budget '{rule.name}' (${usd} per {rule.period}) cannot cover this request "
                 f"(${left} left); it resets at {resets}."
             )
         else:
             message = (
-                f"Rate limit '{entry.name}' allows {entry.limit} {entry.unit} per minute; "
+                f"Rate limit '{rule.name}' allows {op.limit} {rule.unit} per minute; "
                 f"it resets at {resets}."
             )
         return GatewayError(
             ErrorType.BUDGET_EXCEEDED,
             message,
             code="budget_exceeded",
-            retry_after=str(retry_after(entry.expires_at, now)),
+            retry_after=str(retry_after(op.expires_at, now)),
         )
 
     async def close(self) -> None:
@@ -194,8 +257,7 @@ async def admit_call(limits: Limits, call: Any, headers: Mapping[str, str]) -> N
     snapshot = call.snapshot
     if not snapshot.limits.enabled:
         return
-    targets = chain(snapshot, resolve(snapshot, str(call.body.get("model"))))
-    ticket = await limits.admit(snapshot, call.body, call.raw, headers, targets)
+    ticket = await limits.admit(snapshot, call.body, call.raw, headers)
     if ticket is not None:
         call.ticket, call.excluded = ticket, ticket.excluded
 

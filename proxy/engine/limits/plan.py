@@ -1,178 +1,200 @@
 """Which counters a request falls under, and their amounts: the per-request arithmetic.
 
-Kept cheap (the memory backend's whole check is budgeted at 30 us): window bounds and key
-names are reused until their window ends, and a model's per-token prices are turned into
-integer nano-dollars once (exact when a per-1k price has at most 6 decimals, else Decimal).
+Kept cheap (the memory backend's whole check is budgeted at 30 us): everything that depends
+only on the config and the chain of targets is compiled once into a :class:`Plan` (cached
+per snapshot by :class:`~proxy.engine.limits.limiter.Limits`), each rule keeps its current
+window's bounds, store key and (for amounts that do not depend on the request) its whole
+store op until the window ends, and a model's per-token prices are turned into integer
+nano-dollars once (exact when a per-1k price has at most 6 decimals, else Decimal). What is
+left per request is the request's worst case and one op per hard budget.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxy.config.limits import LimitsSettings
 from proxy.engine.dialects import ANTHROPIC
-from proxy.engine.limits.estimate import NANO, output_bound
+from proxy.engine.limits.estimate import NANO, asked_output, default_output
 from proxy.engine.limits.store import CHECK, COUNT, RESERVE, Op
 from proxy.engine.limits.windows import window
 from proxy.engine.route import Target
 from proxy.pricing import Price
 
+if TYPE_CHECKING:
+    from proxy.engine.limits.limiter import View
+
 USD, REQUESTS, TOKENS = "usd", "requests", "tokens"
-
-
-@dataclass(slots=True)
-class Entry(Op):
-    """One counter of one request (the store's :class:`Op`), with which limit it is, which
-    targets it covers and their worst case."""
-
-    name: str = ""
-    unit: str = USD  # USD (nano-dollars), REQUESTS or TOKENS
-    covered: frozenset[str] = frozenset()  # model names of the targets it applies to
-    worst: dict[str, int] | None = None  # per covered model: its worst case (nano or tokens)
-    mode: str = "hard"
-    period: str = "minute"
-
-
-_windows: dict[str, tuple[int, int]] = {}
-_keys: dict[tuple[str, str, str], tuple[int, str]] = {}
-_rates: dict[int, tuple[Price, int | Decimal, int | Decimal]] = {}
-
-
-def _window(period: str, now: float) -> tuple[int, int]:
-    bounds = _windows.get(period)
-    if bounds is None or not bounds[0] <= now < bounds[1]:
-        bounds = _windows[period] = window(period, now)
-    return bounds
+HEADERS = {
+    USD: "x-llm-budget-remaining-usd",
+    REQUESTS: "x-ratelimit-remaining-requests",
+    TOKENS: "x-ratelimit-remaining-tokens",
+}
+_new_op = tuple.__new__  # an Op without the generated __new__'s Python frame
 
 
 def key(kind: str, name: str, what: str, start: int) -> str:
-    """``<kind>:<name>:<what>:<window start>``, the store key, built once per window."""
-    cached = _keys.get((kind, name, what))
-    if cached is None or cached[0] != start:
-        cached = _keys[(kind, name, what)] = (start, f"{kind}:{name}:{what}:{start}")
-    return cached[1]
+    """``<kind>:<name>:<what>:<window start>``, the store key of one counter in one window."""
+    return f"{kind}:{name}:{what}:{start}"
 
 
-def _per_token(price: Price) -> tuple[int | Decimal, int | Decimal]:
-    """(highest input, output) price per token in nano-dollars."""
-    cached = _rates.get(id(price))
-    if cached is None or cached[0] is not price:
-        top = max(
-            price.input_per_1k,
-            price.cache_write_per_1k or price.input_per_1k,
-            price.cache_read_per_1k or price.input_per_1k,
-        )
-        rates = [p * (NANO // 1000) for p in (top, price.output_per_1k)]
-        exact = [int(r) if r == r.to_integral_value() else r for r in rates]
-        cached = _rates[id(price)] = (price, exact[0], exact[1])
-    return cached[1], cached[2]
+def per_token(price: Price) -> tuple[int | Decimal, int | Decimal]:
+    """(highest input, output) price per token in nano-dollars, ints when exact."""
+    top = max(
+        price.input_per_1k,
+        price.cache_write_per_1k or price.input_per_1k,
+        price.cache_read_per_1k or price.input_per_1k,
+    )
+    rates = [p * (NANO // 1000) for p in (top, price.output_per_1k)]
+    exact = [int(r) if r == r.to_integral_value() else r for r in rates]
+    return exact[0], exact[1]
 
 
-def worst_case(price: Price, input_tokens: int, output_tokens: int) -> int:
-    """The most this many tokens can cost at ``price``, in nano-dollars (rounded up)."""
-    per_input, per_output = _per_token(price)
-    total = input_tokens * per_input + output_tokens * per_output
+def _nano(total: int | Decimal) -> int:
     if isinstance(total, int):
         return total
     return int(total.to_integral_value(rounding=ROUND_CEILING))
 
 
-@dataclass(frozen=True, slots=True)
+def worst_case(price: Price, input_tokens: int, output_tokens: int) -> int:
+    """The most this many tokens can cost at ``price``, in nano-dollars (rounded up)."""
+    per_input, per_output = per_token(price)
+    return _nano(input_tokens * per_input + output_tokens * per_output)
+
+
 class Rule:
-    """One limit as it applies to one chain of targets: everything but the amounts."""
+    """One limit as it applies to one chain of targets: everything but the amounts, and
+    its current window (bounds, store key, and the op itself when the amount is fixed)."""
 
-    prefix: str  # "b" budget, "r" rate limit
-    name: str
-    what: str  # the period (budgets) or the unit (rate limits): part of the key
-    unit: str
-    kind: int
-    limit: int
-    period: str
-    mode: str
-    covered: frozenset[str]
-    prices: tuple[tuple[str, Price], ...]  # the covered targets' (model, price)
-    window: list[tuple[int, int, str]] = field(default_factory=lambda: [(0, 0, "")], compare=False)
-    """[(start, end, store key)] of the window last used, replaced whole when it ends."""
+    __slots__ = (
+        "covered", "end", "fixed", "kind", "limit", "models", "name", "period", "prefix",
+        "start", "store_key", "unit", "what",
+    )  # fmt: skip
 
-    def current(self, now: float) -> tuple[int, str]:
-        """The current window's end and store key."""
-        start, end, store_key = self.window[0]
-        if not start <= now < end:
-            start, end = _window(self.period, now)
-            store_key = key(self.prefix, self.name, self.what, start)
-            self.window[0] = (start, end, store_key)
-        return end, store_key
+    def __init__(
+        self, prefix: str, name: str, what: str, unit: str, kind: int, limit: int,
+        period: str, models: tuple[str, ...],
+    ) -> None:  # fmt: skip
+        self.prefix, self.name, self.what, self.unit = prefix, name, what, unit
+        self.kind, self.limit, self.period = kind, limit, period
+        self.models = models  # the covered targets' model names, in chain order
+        self.covered = frozenset(models)
+        self.start, self.end, self.store_key = 0, 0, ""
+        self.fixed: Op | None = None
+
+    def roll(self, now: float) -> None:
+        """Move to the window holding ``now`` (once per window, or when the clock jumps)."""
+        self.start, self.end = window(self.period, now)
+        self.store_key = key(self.prefix, self.name, self.what, self.start)
+        if self.kind != RESERVE:  # a count of 1 or a check: the same op all window long
+            amount = 1 if self.kind == COUNT else 0
+            self.fixed = _new_op(Op, (self.store_key, self.limit, amount, self.kind, self.end))
 
 
-_rules: dict[tuple[int, tuple[str, ...], frozenset[bytes]], tuple[LimitsSettings, list[Rule]]] = {}
+class Plan:
+    """The compiled limits of one chain of targets under one config."""
+
+    __slots__ = (
+        "costs", "header_groups", "hold_s", "needs_outputs", "primary", "rules", "settles",
+        "targets", "views",
+    )  # fmt: skip
+
+    def __init__(self, targets: list[Target], rules: list[Rule], hold_s: float) -> None:
+        self.targets = targets
+        self.rules = rules
+        self.hold_s = hold_s
+        self.primary = targets[0].model.name if targets else ""
+        self.costs = tuple(  # per target a budget covers: what bounds its cost
+            (t.model.name, t.model, t.vendor.wire == ANTHROPIC, *per_token(t.model.price))
+            for t in targets
+            if any(r.unit == USD and t.model.name in r.covered for r in rules)
+        )
+        self.needs_outputs = bool(self.costs) or any(r.unit == TOKENS for r in rules)
+        names = [t.model.name for t in targets]
+        self.settles = {n: _settles(rules, n) for n in (*names, None)}
+        self.header_groups = {n: _header_groups(rules, n) for n in names}
+        self.views: list[tuple[int, View, int]] | None = None
+        """(rule index, view, limit) of the budgets, once Limits first reports them."""
+
+    def ops(self, body: dict[str, Any], inputs: int, now: float) -> tuple[list[Op], Worst]:
+        """This request's store ops (one per rule, in order) and its worst case."""
+        worst = self.worst(body, inputs) if self.needs_outputs else NO_WORST
+        ops = []
+        for rule in self.rules:
+            if not rule.start <= now < rule.end:
+                rule.roll(now)
+            fixed = rule.fixed
+            if fixed is not None:
+                ops.append(fixed)
+                continue
+            models, usd = rule.models, worst[0]
+            amount = usd[models[0]] if len(models) == 1 else max(usd[m] for m in models)
+            ops.append(_new_op(Op, (rule.store_key, rule.limit, amount, RESERVE, rule.end)))
+        return ops, worst
+
+    def worst(self, body: dict[str, Any], inputs: int) -> Worst:
+        """({model: worst cost in nano-dollars}, worst tokens of the primary model)."""
+        asked, n = asked_output(body)
+        usd = {}
+        for name, model, anthropic, per_input, per_output in self.costs:
+            output = asked if asked is not None else default_output(model, anthropic, n)
+            usd[name] = _nano(inputs * per_input + output * per_output)
+        if asked is None:
+            target = self.targets[0]
+            asked = default_output(target.model, target.vendor.wire == ANTHROPIC, n)
+        return usd, inputs + asked
 
 
-def rules(settings: LimitsSettings, targets: list[Target], tokens: frozenset[bytes]) -> list[Rule]:
-    """The limits covering this chain of targets, compiled once per config and chain."""
-    names = tuple(t.model.name for t in targets)
-    cache_key = (id(settings), names, tokens)
-    cached = _rules.get(cache_key)
-    if cached is not None and cached[0] is settings:
-        return cached[1]
+Worst = tuple[dict[str, int], int]
+NO_WORST: Worst = ({}, 0)
+HOLD, CHARGE_USD, CHARGE_TOKENS = 0, 1, 2
+
+
+def _settles(rules: list[Rule], model: str | None) -> tuple[tuple[int, int], ...]:
+    """(rule index, what to do) for the counters a settle of ``model`` touches: release a
+    hard budget's hold, charge the cost or the tokens; requests were counted at admission."""
+    out = []
+    for i, rule in enumerate(rules):
+        covered = model is not None and model in rule.covered
+        if covered and rule.unit == USD:
+            out.append((i, CHARGE_USD))
+        elif covered and rule.unit == TOKENS:
+            out.append((i, CHARGE_TOKENS))
+        elif rule.kind == RESERVE:
+            out.append((i, HOLD))
+    return tuple(out)
+
+
+def _header_groups(rules: list[Rule], model: str) -> tuple[tuple[str, bool, tuple[int, ...]], ...]:
+    """(header, is USD, indices of the rules covering ``model``) per unit, in rule order."""
+    groups: dict[str, list[int]] = {}
+    for i, rule in enumerate(rules):
+        if model in rule.covered:
+            groups.setdefault(rule.unit, []).append(i)
+    return tuple((HEADERS[unit], unit == USD, tuple(idx)) for unit, idx in groups.items())
+
+
+def compile_plan(settings: LimitsSettings, targets: list[Target], tokens: frozenset[bytes],
+                 hold_s: float) -> Plan:  # fmt: skip
+    """The limits covering this chain of targets (budgets: any target; rate limits: the
+    requested model and its provider)."""
     out = []
     for b in settings.budgets:
-        covered = [t for t in targets if b.scope.covers(t.model.name, t.provider.name, tokens)]
+        covered = tuple(
+            t.model.name for t in targets if b.scope.covers(t.model.name, t.provider.name, tokens)
+        )
         if covered:
             kind = RESERVE if b.mode == "hard" else CHECK
-            prices = tuple((t.model.name, t.model.price) for t in covered)
-            out.append(
-                Rule("b", b.name, b.period, USD, kind, b.nano, b.period, b.mode,
-                     frozenset(n for n, _ in prices), prices)
-            )  # fmt: skip
+            out.append(Rule("b", b.name, b.period, USD, kind, b.nano, b.period, covered))
     primary = targets[0] if targets else None
     for r in settings.rate_limits:
         if primary and r.scope.covers(primary.model.name, primary.provider.name, tokens):
-            one = frozenset({primary.model.name})
+            one = (primary.model.name,)
             if r.requests_per_minute:
                 limit = r.requests_per_minute
-                out.append(
-                    Rule("r", r.name, REQUESTS, REQUESTS, COUNT, limit, "minute", "", one, ())
-                )
+                out.append(Rule("r", r.name, REQUESTS, REQUESTS, COUNT, limit, "minute", one))
             if r.tokens_per_minute:
                 limit = r.tokens_per_minute
-                out.append(Rule("r", r.name, TOKENS, TOKENS, CHECK, limit, "minute", "", one, ()))
-    if len(_rules) > 1024:
-        _rules.clear()
-    _rules[cache_key] = (settings, out)
-    return out
-
-
-def entries(
-    settings: LimitsSettings,
-    body: dict[str, Any],
-    targets: list[Target],
-    tokens: frozenset[bytes],
-    inputs: int,
-    now: float,
-) -> list[Entry]:
-    """The counters a request falls under, given the targets it may still end on."""
-    out = []
-    outputs: dict[str, int] = {}
-    for t in targets:
-        outputs[t.model.name] = output_bound(body, t.model, t.vendor.wire == ANTHROPIC)
-    primary = targets[0].model.name if targets else ""
-    for rule in rules(settings, targets, tokens):
-        end, store_key = rule.current(now)
-        if rule.unit == USD:
-            worst = {name: worst_case(price, inputs, outputs[name]) for name, price in rule.prices}
-            amount = max(worst.values()) if rule.kind == RESERVE else 0
-        elif rule.unit == REQUESTS:
-            worst, amount = _ONE, 1
-        else:
-            worst, amount = {primary: inputs + outputs[primary]}, 0
-        out.append(
-            Entry(store_key, rule.limit, amount, rule.kind, end,
-                  rule.name, rule.unit, rule.covered, worst, rule.mode, rule.period)
-        )  # fmt: skip
-    return out
-
-
-_ONE: dict[str, int] = {}
-"""A requests counter's worst case: never charged at settle (counted at admission)."""
+                out.append(Rule("r", r.name, TOKENS, TOKENS, CHECK, limit, "minute", one))
+    return Plan(targets, out, hold_s)

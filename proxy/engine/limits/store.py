@@ -14,8 +14,8 @@ on the event loop (no await inside, so atomic); the Redis store does the same in
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
 
 RESERVE, CHECK, COUNT = 0, 1, 2
 GRACE_S = 3600
@@ -23,9 +23,8 @@ GRACE_S = 3600
 expiry, so a late settle still finds it (and /status can show the last window)."""
 
 
-@dataclass(slots=True)
-class Op:
-    """One counter a request is admitted against."""
+class Op(NamedTuple):
+    """One counter a request is admitted against (a tuple: built per request, cheaply)."""
 
     key: str
     limit: int
@@ -34,15 +33,16 @@ class Op:
     expires_at: float  # the window's end (epoch seconds)
 
 
-@dataclass(slots=True)
-class Admission:
+class Admission(NamedTuple):
     ok: bool
     spent: list[int]  # per op, after admission (COUNT ops include this request)
-    refused: list[int] = field(default_factory=list)  # indices of the ops that did not fit
+    refused: Sequence[int] = ()  # indices of the ops that did not fit
 
 
-@dataclass(slots=True)
-class Charge:
+_new = tuple.__new__  # a named tuple without the generated __new__'s Python frame
+
+
+class Charge(NamedTuple):
     """Settle one counter: release the hold of ``held`` and add ``charge`` to spent."""
 
     key: str
@@ -101,45 +101,71 @@ class MemoryStore:
         return self.admit_now(ops, hold_id, hold_until, now)
 
     def admit_now(self, ops: list[Op], hold_id: str, hold_until: float, now: float) -> Admission:
+        """Admit all of ``ops`` or none (no await: atomic on the event loop). Each op is
+        applied as soon as it fits and the applied ones are undone if a later one does not
+        (refusals are rare; undoing leaves at most a counter's purge and expiry times early
+        and late, which only costs a no-op purge or a later sweep)."""
         if now >= self._next_sweep:
             self._sweep(now)
-        counters = [self._counter(op.key, op.expires_at) for op in ops]
-        spent, refused = [], []
-        for i, (op, counter) in enumerate(zip(ops, counters, strict=True)):
+        table = self._counters
+        spent = []
+        for key, limit, amount, kind, expires_at in ops:
+            counter = table.get(key) or self._counter(key, expires_at)
             if now >= counter.next_expiry:
                 counter.purge(now)
             used = counter.spent
-            spent.append(used)
-            kind = op.kind
             if kind == RESERVE:
-                fits = used + counter.reserved + op.amount <= op.limit
+                if used + counter.reserved + amount > limit:
+                    return self._refuse(ops, len(spent), hold_id, now)
+                if amount:
+                    counter.reserved += amount
+                    counter.holds[hold_id] = (amount, hold_until)
+                    if hold_until < counter.next_expiry:
+                        counter.next_expiry = hold_until
+                    if hold_until + GRACE_S > counter.expires_at:
+                        counter.expires_at = hold_until + GRACE_S
+            elif kind == COUNT:
+                if used + amount > limit:
+                    return self._refuse(ops, len(spent), hold_id, now)
+                used = counter.spent = used + amount
+            elif used >= limit:  # CHECK
+                return self._refuse(ops, len(spent), hold_id, now)
+            spent.append(used)
+        return _new(Admission, (True, spent, ()))
+
+    def _refuse(self, ops: list[Op], applied: int, hold_id: str, now: float) -> Admission:
+        """Undo the first ``applied`` ops, then report every op's state and which refuse."""
+        table = self._counters
+        for key, _, amount, kind, _ in ops[:applied]:
+            counter = table[key]
+            if kind == RESERVE and amount and counter.holds.pop(hold_id, None) is not None:
+                counter.reserved -= amount
+            elif kind == COUNT:
+                counter.spent -= amount
+        spent, refused = [], []
+        for i, (key, limit, amount, kind, expires_at) in enumerate(ops):
+            counter = table.get(key) or self._counter(key, expires_at)
+            counter.purge(now)
+            used = counter.spent
+            spent.append(used)
+            if kind == RESERVE:
+                fits = used + counter.reserved + amount <= limit
             else:
-                fits = used < op.limit if kind == CHECK else used + op.amount <= op.limit
+                fits = used < limit if kind == CHECK else used + amount <= limit
             if not fits:
                 refused.append(i)
-        if refused:
-            return Admission(False, spent, refused)
-        for i, (op, counter) in enumerate(zip(ops, counters, strict=True)):
-            if op.kind == RESERVE and op.amount:
-                counter.reserved += op.amount
-                counter.holds[hold_id] = (op.amount, hold_until)
-                counter.next_expiry = min(counter.next_expiry, hold_until)
-                counter.expires_at = max(counter.expires_at, hold_until + GRACE_S)
-            elif op.kind == COUNT:
-                counter.spent += op.amount
-                spent[i] = counter.spent
-        return Admission(True, spent)
+        return Admission(False, spent, refused)
 
     async def settle(self, charges: list[Charge], hold_id: str, now: float) -> list[int]:
         return self.settle_now(charges, hold_id, now)
 
     def settle_now(self, charges: list[Charge], hold_id: str, now: float) -> list[int]:
         out = []
-        for item in charges:
-            counter = self._counter(item.key, item.expires_at)
-            if item.held and counter.holds.pop(hold_id, None) is not None:
-                counter.reserved -= item.held
-            counter.spent += item.charge
+        for key, held, charge, expires_at in charges:
+            counter = self._counter(key, expires_at)
+            if held and counter.holds.pop(hold_id, None) is not None:
+                counter.reserved -= held
+            counter.spent += charge
             out.append(counter.spent)
         return out
 
