@@ -21,12 +21,13 @@ from proxy.engine.limits.estimate import (
     input_bound,
     output_bound,
     to_nano,
+    usd_text,
 )
 from proxy.engine.limits.plan import worst_case
 from proxy.engine.limits.redis_store import RedisStore
 from proxy.engine.limits.store import CHECK, COUNT, RESERVE, Charge, MemoryStore, Op
 from proxy.engine.limits.windows import retry_after, window
-from proxy.pricing import Price
+from proxy.pricing import Price, format_usd
 from tests.redis_server import RedisServer
 
 
@@ -48,6 +49,18 @@ def test_retry_after_rounds_up_to_whole_seconds() -> None:
     assert retry_after(100.0, 97.0) == 3
     assert retry_after(100.0, 99.999) == 1
     assert retry_after(100.0, 100.0) == 1  # never 0: "now" is already the next window
+
+
+def test_nano_dollar_conversions_are_exact() -> None:
+    """The remaining header's text is format_usd's, computed without Decimal; a charge is
+    the cost rounded up to whole nano-dollars, never down."""
+    for nano in (0, 1, 10, 999_999_999, 10**9, 10**9 + 1, 1_500_000_000, 123_456_789_012_345,
+                 999_999_999_999_300_000, 10**21 + 7):  # fmt: skip
+        assert usd_text(nano) == format_usd(Decimal(nano) / 10**9)
+    assert to_nano(Decimal("0.0007")) == 700_000
+    assert to_nano(Decimal("0.0000000001")) == 1
+    assert to_nano(Decimal("12.3456789015")) == 12_345_678_902
+    assert to_nano(Decimal(0)) == 0
 
 
 def test_input_bound_is_bytes_plus_overhead_and_url_images() -> None:

@@ -46,8 +46,8 @@ def from_nano(nano: int) -> Decimal:
 
 def usd_text(nano: int) -> str:
     """Nano-dollars as a plain decimal string (``format_usd``'s form), without Decimal."""
-    whole, part = divmod(nano, NANO)
-    return f"{whole}.{part:09d}".rstrip("0").rstrip(".") if part else str(whole)
+    whole, part = divmod(nano, NANO)  # str(part + NANO)[1:]: the 9 digits, zero-padded
+    return f"{whole}.{str(part + NANO)[1:].rstrip('0')}" if part else str(whole)
 
 
 def input_bound(raw: bytes) -> int:

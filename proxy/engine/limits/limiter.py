@@ -92,14 +92,16 @@ class Limits:
         settings = snapshot.limits
         now = self.clock()
         tokens = _token_digests(headers) if settings.token_scoped else _NO_TOKENS
-        plan = self._plan(snapshot, str(body.get("model")), tokens)
+        model = str(body.get("model"))
+        plans = self._plans if snapshot is self._plans_of else self._reset(snapshot)
+        plan = plans.get((model, tokens)) or self._plan(snapshot, model, tokens)
         if not plan.rules:
             return None
         inputs = input_bound(raw)
         hold_id = f"{_ID_PREFIX}{next(_ids)}"
         hold_until = now + plan.hold_s
         ops, worst = plan.ops(body, inputs, now)
-        store = self.store(settings)
+        store = plan.store
         try:
             if store is self.memory:  # no await: the memory store never waits
                 admission = self.memory.admit_now(ops, hold_id, hold_until, now)
@@ -109,14 +111,14 @@ class Limits:
             self.unreachable(settings, exc)
             return None
         if admission.ok:
-            return Ticket(self, settings, plan, ops, admission.spent, worst, hold_id, _NONE)
+            return Ticket(self, plan, ops, admission.spent, worst, hold_id, _NONE)
         return await self._without_fallbacks(
-            settings, plan, body, inputs, tokens, (hold_id, hold_until, now), (ops, admission)
+            snapshot, plan, body, inputs, tokens, (hold_id, hold_until, now), (ops, admission)
         )
 
     async def _without_fallbacks(
         self,
-        settings: LimitsSettings,
+        snapshot: Snapshot,
         plan: Plan,
         body: dict[str, Any],
         inputs: int,
@@ -128,6 +130,7 @@ class Limits:
         the chain again without the fallbacks that cannot fit (the rare path)."""
         hold_id, hold_until, now = hold
         targets, (ops, admission) = plan.targets, first
+        settings = snapshot.limits
         excluded: set[str] = set()
         while True:
             self.seen(plan, admission.spent)
@@ -137,9 +140,9 @@ class Limits:
             for rule in refused:
                 excluded |= rule.covered  # fallbacks that cannot fit: the chain goes without
             live = [t for t in targets if t.model.name not in excluded]
-            plan = self._chain_plan(settings, live, tokens)
+            plan = self._chain_plan(snapshot, live, tokens)
             if not plan.rules:  # nothing applies any more: only the exclusions remain
-                return Ticket(self, settings, plan, [], [], NO_WORST, hold_id,
+                return Ticket(self, plan, [], [], NO_WORST, hold_id,
                               frozenset(excluded))  # fmt: skip
             ops, worst = plan.ops(body, inputs, now)
             try:
@@ -148,31 +151,35 @@ class Limits:
                 self.unreachable(settings, exc)
                 return None
             if admission.ok:
-                return Ticket(self, settings, plan, ops, admission.spent, worst, hold_id,
+                return Ticket(self, plan, ops, admission.spent, worst, hold_id,
                               frozenset(excluded))  # fmt: skip
 
     def _plan(self, snapshot: Snapshot, model: str, tokens: frozenset[bytes]) -> Plan:
-        """The compiled plan of a request for ``model``, cached per snapshot."""
-        if snapshot is not self._plans_of:
-            self._plans_of, self._plans = snapshot, {}
-        plan = self._plans.get((model, tokens))
-        if plan is None:
-            targets = chain(snapshot, resolve(snapshot, model))
-            plan = self._chain_plan(snapshot.limits, targets, tokens)
-            self._remember((model, tokens), plan)
+        """Compile the plan of a request for ``model`` (its chain of targets), once."""
+        targets = chain(snapshot, resolve(snapshot, model))
+        plan = self._chain_plan(snapshot, targets, tokens)
+        self._remember((model, tokens), plan)
         return plan
 
     def _chain_plan(
-        self, settings: LimitsSettings, targets: list[Target], tokens: frozenset[bytes]
+        self, snapshot: Snapshot, targets: list[Target], tokens: frozenset[bytes]
     ) -> Plan:
-        """The compiled plan of a chain of targets (of the snapshot of ``_plans``)."""
+        """The compiled plan of a chain of targets, cached per snapshot."""
+        if snapshot is not self._plans_of:  # a reload came while this request awaited Redis
+            self._reset(snapshot)
         cache_key = (tuple(t.model.name for t in targets), tokens)
         plan = self._plans.get(cache_key)
         if plan is None:
             hold_s = targets[0].model.timeouts.request_ms / 1000 + HOLD_MARGIN_S
-            plan = compile_plan(settings, targets, tokens, hold_s)
+            plan = compile_plan(snapshot.limits, targets, tokens, hold_s)
+            plan.store = self.store(snapshot.limits)
             self._remember(cache_key, plan)
         return plan
+
+    def _reset(self, snapshot: Snapshot | None) -> dict[tuple[Any, frozenset[bytes]], Plan]:
+        """Plans belong to one snapshot: a reload starts over (spend is in the store)."""
+        self._plans_of, self._plans = snapshot, {}
+        return self._plans
 
     def _remember(self, cache_key: tuple[Any, frozenset[bytes]], plan: Plan) -> None:
         if len(self._plans) >= MAX_PLANS:  # many inbound tokens: start over
@@ -243,6 +250,7 @@ class Limits:
         )
 
     async def close(self) -> None:
+        self._reset(None)
         for task in list(self._tasks):
             await asyncio.wait({task}, timeout=1)
         for store in self._redis.values():

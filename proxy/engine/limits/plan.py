@@ -2,11 +2,12 @@
 
 Kept cheap (the memory backend's whole check is budgeted at 30 us): everything that depends
 only on the config and the chain of targets is compiled once into a :class:`Plan` (cached
-per snapshot by :class:`~proxy.engine.limits.limiter.Limits`), each rule keeps its current
-window's bounds, store key and (for amounts that do not depend on the request) its whole
-store op until the window ends, and a model's per-token prices are turned into integer
-nano-dollars once (exact when a per-1k price has at most 6 decimals, else Decimal). What is
-left per request is the request's worst case and one op per hard budget.
+per snapshot by :class:`~proxy.engine.limits.limiter.Limits`): the rules, which counters a
+settle touches and which headers it reports, per model; a model's per-token prices in integer
+nano-dollars (exact when a per-1k price has at most 6 decimals, else Decimal). The plan also
+keeps its current window: store keys and the ops whose amount does not depend on the request
+(a count of 1, a check) are built once per window. What is left per request is the request's
+worst case and one op per hard budget.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from proxy.config.limits import LimitsSettings
 from proxy.engine.dialects import ANTHROPIC
 from proxy.engine.limits.estimate import NANO, asked_output, default_output
-from proxy.engine.limits.store import CHECK, COUNT, RESERVE, Op
+from proxy.engine.limits.store import CHECK, COUNT, RESERVE, Op, Store, new_tuple
 from proxy.engine.limits.windows import window
 from proxy.engine.route import Target
 from proxy.pricing import Price
@@ -31,7 +32,6 @@ HEADERS = {
     REQUESTS: "x-ratelimit-remaining-requests",
     TOKENS: "x-ratelimit-remaining-tokens",
 }
-_new_op = tuple.__new__  # an Op without the generated __new__'s Python frame
 
 
 def key(kind: str, name: str, what: str, start: int) -> str:
@@ -89,18 +89,22 @@ class Rule:
         self.store_key = key(self.prefix, self.name, self.what, self.start)
         if self.kind != RESERVE:  # a count of 1 or a check: the same op all window long
             amount = 1 if self.kind == COUNT else 0
-            self.fixed = _new_op(Op, (self.store_key, self.limit, amount, self.kind, self.end))
+            self.fixed = new_tuple(Op, (self.store_key, self.limit, amount, self.kind, self.end))
 
 
 class Plan:
     """The compiled limits of one chain of targets under one config."""
 
     __slots__ = (
-        "costs", "header_groups", "hold_s", "needs_outputs", "primary", "rules", "settles",
-        "targets", "views",
+        "costs", "end", "header_groups", "hold_s", "needs_outputs", "primary", "reserves",
+        "rules", "settings", "settles", "start", "store", "targets", "template", "views",
     )  # fmt: skip
 
-    def __init__(self, targets: list[Target], rules: list[Rule], hold_s: float) -> None:
+    def __init__(
+        self, settings: LimitsSettings, targets: list[Target], rules: list[Rule], hold_s: float
+    ) -> None:
+        self.settings = settings
+        self.store: Store | None = None  # set by Limits: the store of ``settings``
         self.targets = targets
         self.rules = rules
         self.hold_s = hold_s
@@ -116,22 +120,36 @@ class Plan:
         self.header_groups = {n: _header_groups(rules, n) for n in names}
         self.views: list[tuple[int, View, int]] | None = None
         """(rule index, view, limit) of the budgets, once Limits first reports them."""
+        self.start, self.end = 0.0, 0.0  # when every rule's current window holds
+        self.template: list[Op | None] = []  # the ops of the window, None for hard budgets
+        self.reserves: tuple[tuple[int, str, int, int, tuple[str, ...]], ...] = ()
 
     def ops(self, body: dict[str, Any], inputs: int, now: float) -> tuple[list[Op], Worst]:
-        """This request's store ops (one per rule, in order) and its worst case."""
+        """This request's store ops (one per rule, in order) and its worst case: the
+        window's ops, with each hard budget's reservation filled in."""
+        if not self.start <= now < self.end:
+            self._roll(now)
         worst = self.worst(body, inputs) if self.needs_outputs else NO_WORST
-        ops = []
+        ops = self.template.copy()
+        usd = worst[0]
+        for i, store_key, limit, end, models in self.reserves:
+            amount = usd[models[0]] if len(models) == 1 else max(usd[m] for m in models)
+            ops[i] = new_tuple(Op, (store_key, limit, amount, RESERVE, end))
+        return ops, worst  # type: ignore[return-value]  # each None is filled in above
+
+    def _roll(self, now: float) -> None:
+        """Move the rules whose window ended (or that the clock left) to the current one."""
         for rule in self.rules:
             if not rule.start <= now < rule.end:
                 rule.roll(now)
-            fixed = rule.fixed
-            if fixed is not None:
-                ops.append(fixed)
-                continue
-            models, usd = rule.models, worst[0]
-            amount = usd[models[0]] if len(models) == 1 else max(usd[m] for m in models)
-            ops.append(_new_op(Op, (rule.store_key, rule.limit, amount, RESERVE, rule.end)))
-        return ops, worst
+        self.start = max((r.start for r in self.rules), default=0.0)
+        self.end = min((r.end for r in self.rules), default=float("inf"))
+        self.template = [r.fixed if r.kind != RESERVE else None for r in self.rules]
+        self.reserves = tuple(
+            (i, r.store_key, r.limit, r.end, r.models)
+            for i, r in enumerate(self.rules)
+            if r.kind == RESERVE
+        )
 
     def worst(self, body: dict[str, Any], inputs: int) -> Worst:
         """({model: worst cost in nano-dollars}, worst tokens of the primary model)."""
@@ -151,28 +169,33 @@ NO_WORST: Worst = ({}, 0)
 HOLD, CHARGE_USD, CHARGE_TOKENS = 0, 1, 2
 
 
-def _settles(rules: list[Rule], model: str | None) -> tuple[tuple[int, int], ...]:
-    """(rule index, what to do) for the counters a settle of ``model`` touches: release a
-    hard budget's hold, charge the cost or the tokens; requests were counted at admission."""
+def _settles(rules: list[Rule], model: str | None) -> tuple[tuple[int, bool, int], ...]:
+    """(rule index, holds?, what to charge) for the counters a settle of ``model`` touches:
+    release a hard budget's hold, charge the cost or the tokens; requests were counted at
+    admission."""
     out = []
     for i, rule in enumerate(rules):
         covered = model is not None and model in rule.covered
+        holds = rule.kind == RESERVE
         if covered and rule.unit == USD:
-            out.append((i, CHARGE_USD))
+            out.append((i, holds, CHARGE_USD))
         elif covered and rule.unit == TOKENS:
-            out.append((i, CHARGE_TOKENS))
-        elif rule.kind == RESERVE:
-            out.append((i, HOLD))
+            out.append((i, holds, CHARGE_TOKENS))
+        elif holds:
+            out.append((i, holds, HOLD))
     return tuple(out)
 
 
-def _header_groups(rules: list[Rule], model: str) -> tuple[tuple[str, bool, tuple[int, ...]], ...]:
-    """(header, is USD, indices of the rules covering ``model``) per unit, in rule order."""
-    groups: dict[str, list[int]] = {}
+def _header_groups(
+    rules: list[Rule], model: str
+) -> tuple[tuple[str, bool, tuple[tuple[int, int], ...]], ...]:
+    """(header, is USD, (rule index, limit) of the rules covering ``model``) per unit, in
+    rule order."""
+    groups: dict[str, list[tuple[int, int]]] = {}
     for i, rule in enumerate(rules):
         if model in rule.covered:
-            groups.setdefault(rule.unit, []).append(i)
-    return tuple((HEADERS[unit], unit == USD, tuple(idx)) for unit, idx in groups.items())
+            groups.setdefault(rule.unit, []).append((i, rule.limit))
+    return tuple((HEADERS[unit], unit == USD, tuple(limits)) for unit, limits in groups.items())
 
 
 def compile_plan(settings: LimitsSettings, targets: list[Target], tokens: frozenset[bytes],
@@ -197,4 +220,4 @@ def compile_plan(settings: LimitsSettings, targets: list[Target], tokens: frozen
             if r.tokens_per_minute:
                 limit = r.tokens_per_minute
                 out.append(Rule("r", r.name, TOKENS, TOKENS, CHECK, limit, "minute", one))
-    return Plan(targets, out, hold_s)
+    return Plan(settings, targets, out, hold_s)

@@ -39,7 +39,9 @@ class Admission(NamedTuple):
     refused: Sequence[int] = ()  # indices of the ops that did not fit
 
 
-_new = tuple.__new__  # a named tuple without the generated __new__'s Python frame
+new_tuple = tuple.__new__
+"""``new_tuple(Op, (...))``: a named tuple without its generated ``__new__``'s Python frame
+(ops and charges are built per request)."""
 
 
 class Charge(NamedTuple):
@@ -131,7 +133,7 @@ class MemoryStore:
             elif used >= limit:  # CHECK
                 return self._refuse(ops, len(spent), hold_id, now)
             spent.append(used)
-        return _new(Admission, (True, spent, ()))
+        return new_tuple(Admission, (True, spent, ()))
 
     def _refuse(self, ops: list[Op], applied: int, hold_id: str, now: float) -> Admission:
         """Undo the first ``applied`` ops, then report every op's state and which refuse."""
@@ -160,9 +162,9 @@ class MemoryStore:
         return self.settle_now(charges, hold_id, now)
 
     def settle_now(self, charges: list[Charge], hold_id: str, now: float) -> list[int]:
-        out = []
+        out, table = [], self._counters
         for key, held, charge, expires_at in charges:
-            counter = self._counter(key, expires_at)
+            counter = table.get(key) or self._counter(key, expires_at)
             if held and counter.holds.pop(hold_id, None) is not None:
                 counter.reserved -= held
             counter.spent += charge

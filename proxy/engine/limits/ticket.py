@@ -9,35 +9,30 @@ reserved for that model, never nothing. A failed request releases everything.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
 from proxy.config.limits import LimitsSettings
 from proxy.engine.limits.estimate import to_nano, usd_text
 from proxy.engine.limits.plan import CHARGE_TOKENS, CHARGE_USD, Plan, Worst
-from proxy.engine.limits.store import RESERVE, Charge, Op
+from proxy.engine.limits.store import Charge, Op, Store, new_tuple
 from proxy.pricing import Usage
 
 if TYPE_CHECKING:
     from proxy.engine.limits.limiter import Limits
 
-_new_charge = tuple.__new__  # a Charge without the generated __new__'s Python frame
-
 
 class Ticket:
     """Returned by :meth:`Limits.admit`; ``excluded`` names fallbacks the budgets ruled out."""
 
-    __slots__ = (
-        "_hold_id", "_limits", "_ops", "_plan", "_settings", "_spent", "_worst", "excluded",
-        "settled",
-    )  # fmt: skip
+    __slots__ = ("_hold_id", "_limits", "_ops", "_plan", "_spent", "_worst", "excluded", "settled")
 
     def __init__(
         self,
         limits: Limits,
-        settings: LimitsSettings,
         plan: Plan,
         ops: list[Op],
         spent: list[int],
@@ -45,8 +40,8 @@ class Ticket:
         hold_id: str,
         excluded: frozenset[str],
     ) -> None:
-        self._limits, self._settings, self._plan = limits, settings, plan
-        self._ops, self._spent, self._worst, self._hold_id = ops, spent, worst, hold_id
+        self._limits, self._plan, self._ops, self._spent = limits, plan, ops, spent
+        self._worst, self._hold_id = worst, hold_id
         self.excluded = excluded
         self.settled = False
 
@@ -54,11 +49,11 @@ class Ticket:
         """The remaining-amount headers for a request answered by ``model``, as last known
         (after the charge once settled, else at admission): the lowest per unit."""
         out = {}
-        ops, spent = self._ops, self._spent
-        for header, usd, indices in self._plan.header_groups.get(model, ()):
+        spent = self._spent
+        for header, usd, limits in self._plan.header_groups.get(model, ()):
             lowest = None
-            for i in indices:
-                limit, used = ops[i].limit, spent[i]
+            for i, limit in limits:
+                used = spent[i]
                 left = limit - used if used < limit else 0
                 if lowest is None or left < lowest:
                     lowest = left
@@ -69,41 +64,43 @@ class Ticket:
         """Charge the answer of ``model`` (None: the request failed, release everything)."""
         if not self.settled:
             self.settled = True
-            charges, owners = self._charges(model, usage, cost)
-            if charges:
-                limits = self._limits
-                if limits.store(self._settings) is limits.memory:  # never waits: no await
-                    spent = limits.memory.settle_now(charges, self._hold_id, limits.clock())
-                    self._record(owners, spent)
-                else:
-                    await self._remote(charges, owners)
+            remote = self._apply(model, usage, cost)
+            if remote is not None:
+                await remote
 
     def settle_later(self, model: str | None, usage: Usage | None, cost: Decimal | None) -> None:
         """Settle without making anyone wait (a stream's end, an error, a cancelled request):
         at once in memory, in a background task with Redis."""
         if not self.settled:
             self.settled = True
-            charges, owners = self._charges(model, usage, cost)
-            if charges:
-                limits = self._limits
-                if limits.store(self._settings) is limits.memory:
-                    spent = limits.memory.settle_now(charges, self._hold_id, limits.clock())
-                    self._record(owners, spent)
-                else:
-                    limits.later(self._remote(charges, owners))
+            remote = self._apply(model, usage, cost)
+            if remote is not None:
+                self._limits.later(remote)
 
-    async def _remote(self, charges: list[Charge], owners: list[int]) -> None:
+    def _apply(
+        self, model: str | None, usage: Usage | None, cost: Decimal | None
+    ) -> Coroutine[Any, Any, None] | None:
+        """Settle in memory now (it never waits); with Redis, the coroutine that settles."""
+        charges, owners = self._charges(model, usage, cost)
+        if not charges:
+            return None
+        limits, store = self._limits, self._plan.store
+        if store is not limits.memory:
+            return self._remote(store, charges, owners)
+        self._record(owners, limits.memory.settle_now(charges, self._hold_id, limits.clock()))
+        return None
+
+    async def _remote(self, store: Store, charges: list[Charge], owners: list[int]) -> None:
         limits = self._limits
         try:
-            spent = await limits.store(self._settings).settle(
-                charges, self._hold_id, limits.clock()
-            )
+            spent = await store.settle(charges, self._hold_id, limits.clock())
         except (RedisError, OSError) as exc:
-            limits.unreachable(_open(self._settings), exc)  # holds expire by themselves
+            limits.unreachable(_open(self._plan.settings), exc)  # holds expire by themselves
             return
         self._record(owners, spent)
 
     def _record(self, owners: list[int], spent: list[int]) -> None:
+        """Keep the counters' new values (for the headers) and report them (metrics)."""
         mine = self._spent
         for i, value in zip(owners, spent, strict=True):
             mine[i] = value
@@ -116,9 +113,9 @@ class Ticket:
         was reserved for ``model`` when the upstream reported no usage)."""
         usd = None
         ops, charges, owners = self._ops, [], []
-        for i, what in self._plan.settles.get(model, ()):
-            op = ops[i]
-            held = op.amount if op.kind == RESERVE else 0
+        for i, holds, what in self._plan.settles.get(model, ()):
+            key, _, amount, _, expires_at = ops[i]
+            held = amount if holds else 0
             if what == CHARGE_USD:
                 if usd is None:
                     known = cost is not None and usage is not None
@@ -129,7 +126,7 @@ class Ticket:
             else:
                 charge = 0
             if held or charge:
-                charges.append(_new_charge(Charge, (op.key, held, charge, op.expires_at)))
+                charges.append(new_tuple(Charge, (key, held, charge, expires_at)))
                 owners.append(i)
         return charges, owners
 
