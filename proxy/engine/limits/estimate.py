@@ -64,15 +64,16 @@ def model_max_output(model: ModelConfig) -> int:
 
 
 def asked_output(body: dict[str, Any]) -> tuple[int | None, int]:
-    """(the output tokens the request asks for, times ``n``, or None; ``n``)."""
+    """(the output tokens the request asks for, times ``n``, or None; ``n``). Only a JSON
+    integer counts (``type(x) is int`` also rules out ``true``)."""
     asked = body.get("max_completion_tokens")
-    if not isinstance(asked, int) or isinstance(asked, bool):
+    if type(asked) is not int:
         asked = body.get("max_tokens")
-    if not isinstance(asked, int) or isinstance(asked, bool):
-        asked = body.get("max_output_tokens")  # the Responses API's name
+        if type(asked) is not int:
+            asked = body.get("max_output_tokens")  # the Responses API's name
     choices = body.get("n")
-    n = choices if isinstance(choices, int) and not isinstance(choices, bool) and choices > 1 else 1
-    if isinstance(asked, int) and not isinstance(asked, bool) and asked >= 0:
+    n = choices if type(choices) is int and choices > 1 else 1
+    if type(asked) is int and asked >= 0:
         return asked * n, n
     return None, n
 

@@ -169,10 +169,14 @@ NO_WORST: Worst = ({}, 0)
 HOLD, CHARGE_USD, CHARGE_TOKENS = 0, 1, 2
 
 
-def _settles(rules: list[Rule], model: str | None) -> tuple[tuple[int, bool, int], ...]:
-    """(rule index, holds?, what to charge) for the counters a settle of ``model`` touches:
-    release a hard budget's hold, charge the cost or the tokens; requests were counted at
-    admission."""
+Settle = tuple[tuple[tuple[int, bool, int], ...], tuple[int, ...], bool, bool]
+"""What a settle of one model touches: ((rule index, holds?, what to charge), ...), the rule
+indices alone, and whether it charges USD, tokens."""
+
+
+def _settles(rules: list[Rule], model: str | None) -> Settle:
+    """The counters a settle of ``model`` touches: release a hard budget's hold, charge the
+    cost or the tokens; requests were counted at admission."""
     out = []
     for i, rule in enumerate(rules):
         covered = model is not None and model in rule.covered
@@ -183,19 +187,24 @@ def _settles(rules: list[Rule], model: str | None) -> tuple[tuple[int, bool, int
             out.append((i, holds, CHARGE_TOKENS))
         elif holds:
             out.append((i, holds, HOLD))
-    return tuple(out)
+    whats = {what for _, _, what in out}
+    return tuple(out), tuple(i for i, _, _ in out), CHARGE_USD in whats, CHARGE_TOKENS in whats
 
 
-def _header_groups(
-    rules: list[Rule], model: str
-) -> tuple[tuple[str, bool, tuple[tuple[int, int], ...]], ...]:
-    """(header, is USD, (rule index, limit) of the rules covering ``model``) per unit, in
-    rule order."""
+Header = tuple[str, bool, int, int, tuple[tuple[int, int], ...]]
+"""(header, is USD, rule index and limit of the first rule, (index, limit) of the others)."""
+
+
+def _header_groups(rules: list[Rule], model: str) -> tuple[Header, ...]:
+    """One header per unit, over the rules covering ``model``, in rule order."""
     groups: dict[str, list[tuple[int, int]]] = {}
     for i, rule in enumerate(rules):
         if model in rule.covered:
             groups.setdefault(rule.unit, []).append((i, rule.limit))
-    return tuple((HEADERS[unit], unit == USD, tuple(limits)) for unit, limits in groups.items())
+    return tuple(
+        (HEADERS[unit], unit == USD, *limits[0], tuple(limits[1:]))
+        for unit, limits in groups.items()
+    )
 
 
 def compile_plan(settings: LimitsSettings, targets: list[Target], tokens: frozenset[bytes],

@@ -112,7 +112,10 @@ class MemoryStore:
         table = self._counters
         spent = []
         for key, limit, amount, kind, expires_at in ops:
-            counter = table.get(key) or self._counter(key, expires_at)
+            try:
+                counter = table[key]
+            except KeyError:
+                counter = table[key] = _Counter(expires_at + GRACE_S)
             if now >= counter.next_expiry:
                 counter.purge(now)
             used = counter.spent
@@ -164,7 +167,10 @@ class MemoryStore:
     def settle_now(self, charges: list[Charge], hold_id: str, now: float) -> list[int]:
         out, table = [], self._counters
         for key, held, charge, expires_at in charges:
-            counter = table.get(key) or self._counter(key, expires_at)
+            try:
+                counter = table[key]
+            except KeyError:
+                counter = table[key] = _Counter(expires_at + GRACE_S)
             if held and counter.holds.pop(hold_id, None) is not None:
                 counter.reserved -= held
             counter.spent += charge

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from proxy.config.limits import LimitsSettings
 from proxy.engine.limits.estimate import to_nano, usd_text
-from proxy.engine.limits.plan import CHARGE_TOKENS, CHARGE_USD, Plan, Worst
+from proxy.engine.limits.plan import Plan, Worst
 from proxy.engine.limits.store import Charge, Op, Store, new_tuple
 from proxy.pricing import Usage
 
@@ -50,14 +50,14 @@ class Ticket:
         (after the charge once settled, else at admission): the lowest per unit."""
         out = {}
         spent = self._spent
-        for header, usd, limits in self._plan.header_groups.get(model, ()):
-            lowest = None
-            for i, limit in limits:
-                used = spent[i]
-                left = limit - used if used < limit else 0
-                if lowest is None or left < lowest:
-                    lowest = left
-            out[header] = usd_text(lowest) if usd else str(lowest)
+        for header, usd, i, limit, others in self._plan.header_groups.get(model, ()):
+            left = limit - spent[i]
+            for j, other in others:
+                if other - spent[j] < left:
+                    left = other - spent[j]
+            if left < 0:
+                left = 0
+            out[header] = usd_text(left) if usd else str(left)
         return out
 
     async def settle(self, model: str | None, usage: Usage | None, cost: Decimal | None) -> None:
@@ -81,16 +81,30 @@ class Ticket:
         self, model: str | None, usage: Usage | None, cost: Decimal | None
     ) -> Coroutine[Any, Any, None] | None:
         """Settle in memory now (it never waits); with Redis, the coroutine that settles."""
-        charges, owners = self._charges(model, usage, cost)
-        if not charges:
+        settles = self._plan.settles  # a model no limit covers: only release (as for None)
+        spec, owners, charges_usd, charges_tokens = settles.get(model) or settles[None]
+        if not spec:
             return None
+        usd = tokens = 0
+        if charges_usd:  # the exact cost, or the worst case reserved when nobody knows it
+            known = cost is not None and usage is not None
+            usd = to_nano(cost) if known else self._worst[0][model]
+        if charges_tokens:
+            tokens = usage.total_tokens if usage is not None else self._worst[1]
+        amounts = (0, usd, tokens)  # by HOLD, CHARGE_USD, CHARGE_TOKENS
+        ops, charges = self._ops, []
+        for i, holds, what in spec:
+            key, _, amount, _, expires_at = ops[i]
+            charges.append(
+                new_tuple(Charge, (key, amount if holds else 0, amounts[what], expires_at))
+            )
         limits, store = self._limits, self._plan.store
         if store is not limits.memory:
             return self._remote(store, charges, owners)
         self._record(owners, limits.memory.settle_now(charges, self._hold_id, limits.clock()))
         return None
 
-    async def _remote(self, store: Store, charges: list[Charge], owners: list[int]) -> None:
+    async def _remote(self, store: Store, charges: list[Charge], owners: tuple[int, ...]) -> None:
         limits = self._limits
         try:
             spent = await store.settle(charges, self._hold_id, limits.clock())
@@ -99,36 +113,12 @@ class Ticket:
             return
         self._record(owners, spent)
 
-    def _record(self, owners: list[int], spent: list[int]) -> None:
+    def _record(self, owners: tuple[int, ...], spent: list[int]) -> None:
         """Keep the counters' new values (for the headers) and report them (metrics)."""
         mine = self._spent
         for i, value in zip(owners, spent, strict=True):
             mine[i] = value
         self._limits.seen(self._plan, mine)
-
-    def _charges(
-        self, model: str | None, usage: Usage | None, cost: Decimal | None
-    ) -> tuple[list[Charge], list[int]]:
-        """Per counter: release its hold, charge what the answer cost (the worst case that
-        was reserved for ``model`` when the upstream reported no usage)."""
-        usd = None
-        ops, charges, owners = self._ops, [], []
-        for i, holds, what in self._plan.settles.get(model, ()):
-            key, _, amount, _, expires_at = ops[i]
-            held = amount if holds else 0
-            if what == CHARGE_USD:
-                if usd is None:
-                    known = cost is not None and usage is not None
-                    usd = to_nano(cost) if known else self._worst[0][model]
-                charge = usd
-            elif what == CHARGE_TOKENS:
-                charge = usage.total_tokens if usage is not None else self._worst[1]
-            else:
-                charge = 0
-            if held or charge:
-                charges.append(new_tuple(Charge, (key, held, charge, expires_at)))
-                owners.append(i)
-        return charges, owners
 
 
 def _open(settings: LimitsSettings) -> LimitsSettings:
