@@ -93,6 +93,10 @@ def test_worst_case_uses_the_highest_input_price_and_rounds_up() -> None:
     # 1000 in at the cache-write price 0.00375 + 100 out at 0.015 = 0.00525 USD.
     assert worst_case(price, 1000, 100) == 5_250_000
     assert worst_case(Price(Decimal("0.0000001"), Decimal(0)), 1, 0) == 1  # rounded up
+    long = Price(Decimal("0.0025"), Decimal("0.015"))
+    tiered = Price(Decimal("0.00125"), Decimal("0.010"), tiers=((200_000, long),))
+    assert worst_case(tiered, 200_000, 1000) == 200_000 * 1250 + 1000 * 10_000
+    assert worst_case(tiered, 200_001, 1000) == 200_001 * 2500 + 1000 * 15_000  # the tier
     assert to_nano(Decimal("0.000000001")) == 1 and to_nano(Decimal("1.5")) == 1_500_000_000
 
 

@@ -13,7 +13,8 @@ The hard cap is only as safe as these bounds, so each errs high, never low:
   (times ``n``), else the ``max_tokens`` the gateway itself sends to an Anthropic-wire model,
   else the model's maximum output (:func:`model_max_output`).
 * Cost: input at the highest of the model's input prices (cache writes may cost more than
-  plain input) plus output at the output price, rounded up to whole nano-dollars.
+  plain input) plus output at the output price, rounded up to whole nano-dollars; for a price
+  with long-prompt tiers, at the highest prices of the tiers the input bound passes.
 """
 
 from __future__ import annotations

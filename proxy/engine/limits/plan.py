@@ -57,9 +57,32 @@ def _nano(total: int | Decimal) -> int:
     return int(total.to_integral_value(rounding=ROUND_CEILING))
 
 
+Tiers = tuple[tuple[int, int | Decimal, int | Decimal], ...]
+
+
+def tiers(price: Price) -> Tiers:
+    """Per long-prompt tier of ``price``: (above prompt tokens, input, output per token)."""
+    return tuple((above, *per_token(tier)) for above, tier in price.tiers)
+
+
+def tiered(
+    per_input: int | Decimal, per_output: int | Decimal, tiers: Tiers, input_tokens: int
+) -> tuple[int | Decimal, int | Decimal]:
+    """The per-token prices of a prompt of at most ``input_tokens``: the highest of the base
+    and of every tier such a prompt may reach (a bound, so never a tier too low)."""
+    for above, tier_input, tier_output in tiers:
+        if input_tokens > above:
+            per_input, per_output = max(per_input, tier_input), max(per_output, tier_output)
+    return per_input, per_output
+
+
+def _rates(price: Price) -> tuple[int | Decimal, int | Decimal, Tiers]:
+    return (*per_token(price), tiers(price))
+
+
 def worst_case(price: Price, input_tokens: int, output_tokens: int) -> int:
     """The most this many tokens can cost at ``price``, in nano-dollars (rounded up)."""
-    per_input, per_output = per_token(price)
+    per_input, per_output = tiered(*per_token(price), tiers(price), input_tokens)
     return _nano(input_tokens * per_input + output_tokens * per_output)
 
 
@@ -110,7 +133,7 @@ class Plan:
         self.hold_s = hold_s
         self.primary = targets[0].model.name if targets else ""
         self.costs = tuple(  # per target a budget covers: what bounds its cost
-            (t.model.name, t.model, t.vendor.wire == ANTHROPIC, *per_token(t.model.price))
+            (t.model.name, t.model, t.vendor.wire == ANTHROPIC, *_rates(t.model.price))
             for t in targets
             if any(r.unit == USD and t.model.name in r.covered for r in rules)
         )
@@ -155,7 +178,9 @@ class Plan:
         """({model: worst cost in nano-dollars}, worst tokens of the primary model)."""
         asked, n = asked_output(body)
         usd = {}
-        for name, model, anthropic, per_input, per_output in self.costs:
+        for name, model, anthropic, per_input, per_output, long_prompt in self.costs:
+            if long_prompt:  # a price with long-prompt tiers: the one the bound may reach
+                per_input, per_output = tiered(per_input, per_output, long_prompt, inputs)
             output = asked if asked is not None else default_output(model, anthropic, n)
             usd[name] = _nano(inputs * per_input + output * per_output)
         if asked is None:
