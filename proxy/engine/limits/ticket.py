@@ -116,8 +116,8 @@ class Ticket:
     def _record(self, owners: tuple[int, ...], spent: list[int]) -> None:
         """Keep the counters' new values (for the headers) and report them (metrics)."""
         mine = self._spent
-        for i, value in zip(owners, spent, strict=True):
-            mine[i] = value
+        for k, i in enumerate(owners):  # (a zip with strict=True costs more than the loop)
+            mine[i] = spent[k]
         self._limits.seen(self._plan, mine)
 
 
