@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from proxy.providers.gemini import ids
 from proxy.providers.gemini.request import PLACEHOLDER, unified_to_gemini
-from proxy.providers.gemini.response import gemini_to_unified
+from proxy.providers.gemini.response import gemini_to_unified, split_parts
 from tests.kit import assert_valid
 
 SCHEMA = "gemini/generateContent.request.schema.json"
@@ -164,8 +165,10 @@ def test_a_conversation_says_the_same_in_gemini(body: dict[str, Any]) -> None:
     assert [p["text"] for p in gemini.get("systemInstruction", {}).get("parts", [])] == system
 
 
-signatures = st.binary(min_size=1, max_size=64).map(
-    lambda b: __import__("base64").b64encode(b).decode()
+signatures = st.one_of(
+    st.binary(min_size=1, max_size=64).map(lambda b: base64.b64encode(b).decode()),  # Google's
+    st.binary(min_size=1, max_size=64).map(lambda b: base64.urlsafe_b64encode(b).decode()),
+    st.text(min_size=1, max_size=24),  # any other string still comes back verbatim
 )
 gemini_ids = st.one_of(st.none(), st.text(alphabet="abcdefXYZ0123456789-", min_size=1, max_size=12))
 
@@ -215,14 +218,39 @@ def test_model_parts_come_back_verbatim_through_a_client(
             (c["name"], c.get("id")) for c in calls
         ]
     without_ids, _ = unified_to_gemini(request, send_ids=False)  # Vertex v1
-    assert "'id'" not in repr(without_ids["contents"])
+    bodies = [
+        part.get("functionCall") or part.get("functionResponse") or {}
+        for content in without_ids["contents"]
+        for part in content["parts"]
+    ]
+    assert not any("id" in body for body in bodies)
 
 
-@given(gemini_ids, st.one_of(st.none(), signatures), st.text(max_size=8))
+@given(gemini_ids, st.one_of(st.none(), signatures), st.text(max_size=8), st.integers(0, 99))
 def test_ids_decode_what_they_encode(
-    gemini_id: str | None, signature: str | None, seed: str
+    gemini_id: str | None, signature: str | None, response_id: str, index: int
 ) -> None:
-    call_id = ids.encode(gemini_id, signature, seed, 0, "f")
+    call: dict[str, Any] = {"name": "f", "args": {}}
+    if gemini_id:
+        call["id"] = gemini_id
+    part: dict[str, Any] = {"functionCall": call}
+    if signature:
+        part["thoughtSignature"] = signature
+    _text, calls, _stem = split_parts([part], (response_id, 0), index)
+    call_id = calls[0]["id"]
+    assert all((c.isalnum() and c.isascii()) or c in "_-" for c in call_id), call_id
     ref = ids.decode(call_id)
     assert (ref.gemini_id, ref.signature) == (gemini_id, signature)
     assert ids.decode(call_id) == ids.decode(call_id)
+
+
+@given(st.one_of(st.none(), gemini_ids), signatures)
+def test_ids_of_earlier_releases_still_give_their_signature(
+    gemini_id: str | None, signature: str
+) -> None:
+    """Before the ``__tb_`` form every signature rode as ``__ts_`` + base64url of its UTF-8: a
+    client holding such an id across an upgrade still gets its signature back."""
+    base = f"gid_{gemini_id}" if gemini_id else "call_0123456789abcdef01234567"
+    packed = base64.urlsafe_b64encode(signature.encode()).rstrip(b"=").decode()
+    ref = ids.decode(f"{base}__ts_{packed}")
+    assert (ref.gemini_id, ref.signature) == (gemini_id, signature)

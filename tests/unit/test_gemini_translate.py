@@ -287,6 +287,34 @@ def test_streamed_calls_have_the_ids_of_the_whole_response() -> None:
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
 
 
+def _call_ids(parts: list[dict[str, Any]], response_id: str | None) -> list[str]:
+    response: dict[str, Any] = {"candidates": [{"content": {"parts": parts}}]}
+    if response_id is not None:
+        response["responseId"] = response_id
+    calls = gemini_to_unified(response, 0)["choices"][0]["message"]["tool_calls"]
+    return [call["id"] for call in calls]
+
+
+def test_synthesized_ids_are_unique_within_a_conversation() -> None:
+    same = {"functionCall": {"name": "f", "args": {"a": 1}}}
+    twice = _call_ids([same, same], "r1")
+    assert len(set(twice)) == 2  # two identical calls in one answer
+    assert set(twice).isdisjoint(_call_ids([same, same], "r2"))  # the next answer
+    other = {"functionCall": {"name": "f", "args": {"a": 2}}}
+    assert _call_ids([same], None) != _call_ids([other], None)  # no responseId: the call counts
+    assert _call_ids([same, other], "r1") == _call_ids([same, other], "r1")  # and stable
+
+
+def test_google_s_base64_signatures_ride_as_they_are() -> None:
+    signature = "CikBcsjafFK168IbtVtoxVV0Tsn8O+eU45rzJahzwuKGmMbdMdfpmNpgBw=="
+    part = {"functionCall": {"name": "f", "args": {}}, "thoughtSignature": signature}
+    (call_id,) = _call_ids([part], "r")
+    assert call_id.endswith("__tb_CikBcsjafFK168IbtVtoxVV0Tsn8O-eU45rzJahzwuKGmMbdMdfpmNpgBw")
+    assert ids.decode(call_id).signature == signature
+    odd = {**part, "thoughtSignature": "not base64: é="}  # any other string is encoded
+    assert ids.decode(_call_ids([odd], "r")[0]).signature == "not base64: é="
+
+
 def test_an_error_event_ends_the_stream_in_the_taxonomy() -> None:
     events = _events(sample_bytes("gemini/streamGenerateContent.sse"))[:1]
     translator, _ = _stream(events)

@@ -60,62 +60,75 @@ def unified_usage(metadata: Any) -> JSON:
     """``usageMetadata`` as an OpenAI ``usage`` object; every count unknown (None) when Gemini
     reported none, which is not the same as free."""
     meta = metadata if isinstance(metadata, dict) else {}
-    if (
-        meta.get("promptTokenCount") is None
-        and meta.get("candidatesTokenCount") is None
-        and meta.get("totalTokenCount") is None
-    ):
+    prompt = meta.get("promptTokenCount")
+    output = meta.get("candidatesTokenCount")
+    total = meta.get("totalTokenCount")
+    if prompt is None and output is None and total is None:
         return unknown_usage("openai")
-    prompt = int(meta.get("promptTokenCount") or 0) + int(meta.get("toolUsePromptTokenCount") or 0)
+    prompt = int(prompt or 0)
+    tool_use = meta.get("toolUsePromptTokenCount")
+    if tool_use:
+        prompt += int(tool_use)
     thoughts = int(meta.get("thoughtsTokenCount") or 0)
-    completion = int(meta.get("candidatesTokenCount") or 0) + thoughts
-    usage: JSON = {
+    completion = int(output or 0) + thoughts
+    return {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
-        "total_tokens": int(meta.get("totalTokenCount") or prompt + completion),
+        "total_tokens": int(total or prompt + completion),
         "prompt_tokens_details": {"cached_tokens": int(meta.get("cachedContentTokenCount") or 0)},
         "completion_tokens_details": {"reasoning_tokens": thoughts},
     }
-    return usage
 
 
-def tool_call(part: JSON, seed: str, index: int) -> JSON:
-    """One ``functionCall`` part as an OpenAI tool call whose id carries what Gemini needs."""
-    call = part["functionCall"]
-    name = str(call.get("name") or "")
-    call_id = ids.encode(call.get("id"), part.get("thoughtSignature"), seed, index, name)
-    arguments = orjson.dumps(call.get("args") or {}).decode()
-    return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
-
-
-def split_parts(parts: Any, seed: str, first_call: int = 0) -> tuple[str, list[JSON]]:
-    """(answer text, tool calls) of a candidate's parts; ``first_call`` numbers the calls."""
+def split_parts(
+    parts: Any, seed: tuple[str, int], first_call: int = 0, stem: str = ""
+) -> tuple[str, list[JSON], str]:
+    """(answer text, tool calls, id stem) of a candidate's parts. ``seed`` (response id,
+    candidate index) and the first call make the stem of synthesized ids, computed at the first
+    call unless given (a stream passes the stem of its earlier events); ``first_call`` numbers
+    the calls."""
     if isinstance(parts, list) and len(parts) == 1:  # the common answer: one text part
         part = parts[0]
         text = part.get("text") if isinstance(part, dict) else None
         if isinstance(text, str) and not part.get("thought"):
-            return text, []
+            return text, [], stem
     texts: list[str] = []
     calls: list[JSON] = []
+    number = first_call
     for part in parts if isinstance(parts, list) else []:
-        if not isinstance(part, dict) or part.get("thought"):
+        call = part.get("functionCall") if isinstance(part, dict) else None
+        if not isinstance(call, dict):
+            text = part.get("text") if call is None and isinstance(part, dict) else None
+            if isinstance(text, str) and not part.get("thought"):  # thoughts are not the answer
+                texts.append(text)
             continue
-        if isinstance(part.get("text"), str):
-            texts.append(part["text"])
-        elif isinstance(part.get("functionCall"), dict):
-            calls.append(tool_call(part, seed, first_call + len(calls)))
-    return "".join(texts), calls
+        name = call.get("name") or ""
+        arguments = orjson.dumps(call.get("args") or {})
+        gemini_id = call.get("id")
+        if gemini_id:
+            call_id = ids.GEMINI_ID + gemini_id
+        else:  # the stem made once, at the first call that needs it
+            stem = stem or ids.stem(seed, name, arguments)
+            call_id = f"{stem}{number}"
+        signature = part.get("thoughtSignature")
+        if signature:
+            call_id += ids.pack(signature)
+        number += 1
+        function = {"name": name, "arguments": arguments.decode()}
+        calls.append({"id": call_id, "type": "function", "function": function})
+    return "".join(texts), calls, stem
 
 
 def gemini_to_unified(response: JSON, created: int) -> JSON:
-    if not response.get("candidates"):
+    candidates = response.get("candidates")
+    if not candidates:
         check_blocked(response)
     response_id = str(response.get("responseId") or "")
     choices = []
-    for position, candidate in enumerate(response.get("candidates") or []):
+    for position, candidate in enumerate(candidates or []):
         index = candidate.get("index", position)
         content = candidate.get("content") or {}
-        text, calls = split_parts(content.get("parts"), f"{response_id}/{index}")
+        text, calls, _stem = split_parts(content.get("parts"), (response_id, index))
         message: JSON = {"role": "assistant", "content": text or (None if calls else "")}
         if calls:
             message["tool_calls"] = calls

@@ -28,9 +28,11 @@ class GeminiToUnifiedStream:
     def __init__(self, created: int) -> None:
         self._created = created
         self._id = ""
+        self._response_id = ""  # as Gemini sent it ("" if not), what synthesized ids hash
         self._base: JSON = {}
         self._usage: Any = None
         self._calls: dict[int, int] = {}  # candidate index -> tool calls sent so far
+        self._stems: dict[int, str] = {}  # candidate index -> stem of its synthesized ids
         self._open: set[int] = set()  # candidates without a finishReason yet
         self._finished: set[int] = set()
         self._started = False
@@ -60,7 +62,8 @@ class GeminiToUnifiedStream:
         return out
 
     def _start(self, payload: JSON) -> None:
-        self._id = str(payload.get("responseId") or "gemini")
+        self._response_id = str(payload.get("responseId") or "")
+        self._id = self._response_id or "gemini"
         self._base = {
             "id": f"chatcmpl-{self._id}",
             "object": "chat.completion.chunk",
@@ -82,6 +85,11 @@ class GeminiToUnifiedStream:
 
     def _candidate(self, index: int, candidate: JSON) -> Out:
         parts = (candidate.get("content") or {}).get("parts")
+        if index in self._calls and "finishReason" not in candidate and parts and len(parts) == 1:
+            part = parts[0]  # the common event: more text of a candidate already started
+            text = part.get("text") if isinstance(part, dict) else None
+            if isinstance(text, str) and not part.get("thought"):
+                return [self._chunk(index, {"content": text}, None)] if text else []
         sent = self._calls.get(index)
         first = sent is None
         sent = sent or 0
@@ -89,8 +97,10 @@ class GeminiToUnifiedStream:
         if part is not None and "text" in part and not part.get("thought"):  # the common event
             text, calls = part["text"], []
         else:
-            text, calls = split_parts(parts, f"{self._id}/{index}", sent)
+            seed = (self._response_id, index)
+            text, calls, stem = split_parts(parts, seed, sent, self._stems.get(index, ""))
             self._calls[index] = sent + len(calls)
+            self._stems[index] = stem
         if first:
             self._calls.setdefault(index, 0)
         out: Out = []
