@@ -397,3 +397,27 @@ def test_two_candidates_stream_apart_and_complete_together() -> None:
             )
     assert by_index == {0: "ab", 1: "cd"}
     assert [c["choices"][0]["finish_reason"] for _, c in out][-1] == "length"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "user", "content": [{"type": "video"}]}]},
+         "messages[0].content[0]"),
+        ({"messages": [{"role": "system", "content": 5}]}, "messages[0]"),
+        ({"messages": [{"role": "assistant", "tool_calls": [
+            {"id": "c", "function": {"name": "f", "arguments": "{x"}}]}]},
+         "messages[0].tool_calls[0]"),
+        ({"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]},
+         "tools[0].function.name"),
+        ({"messages": [{"role": "user", "content": "x"}], "functions": [{}]}, "functions[0].name"),
+        ({"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "r"}]},
+         "messages[1].tool_call_id"),
+    ],
+)  # fmt: skip
+def test_refusals_name_where(body: dict[str, Any], param: str) -> None:
+    """Where a refused part is, named though the translator formats paths only on errors."""
+    with pytest.raises(GatewayError) as caught:
+        unified_to_gemini(body)
+    assert caught.value.param == param

@@ -32,6 +32,7 @@ from proxy.providers.gemini import ids
 
 JSON = dict[str, Any]
 PLACEHOLDER = "."
+_INVALID = object()  # arguments that did not parse
 _FILES_API = "https://generativelanguage.googleapis.com/"
 # reasoning_effort -> thinkingBudget, as Google's own OpenAI-compatible endpoint maps it.
 _THINKING_BUDGET = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576}
@@ -86,19 +87,19 @@ def _contents(messages: Any, send_ids: bool) -> tuple[list[JSON], list[JSON]]:
     contents: list[JSON] = []
     calls: dict[str, str] = {}  # tool-call id -> function name, from earlier assistant turns
     for index, message in enumerate(messages):
-        where = f"messages[{index}]"
         if not isinstance(message, dict):
-            raise invalid_request(f"'{where}' must be an object.", where)
+            raise invalid_request(f"'{_at(index)}' must be an object.", _at(index))
         role = message.get("role")
         if role in ("system", "developer"):
-            system += _text_parts(message.get("content"), where)
+            system += _text_parts(message.get("content"), index)
         elif role == "user":
-            _append(contents, "user", _user_parts(message.get("content"), where))
+            _append(contents, "user", _user_parts(message.get("content"), index))
         elif role == "assistant":
-            _append(contents, "model", _model_parts(message, where, calls, send_ids))
+            _append(contents, "model", _model_parts(message, index, calls, send_ids))
         elif role in ("tool", "function"):
-            _append(contents, "user", [_function_response(message, where, calls, send_ids)])
+            _append(contents, "user", [_function_response(message, index, calls, send_ids)])
         else:
+            where = _at(index)
             raise invalid_request(f"'{where}.role' {role!r} is not supported.", f"{where}.role")
     if not contents:
         contents.append({"role": "user", "parts": [{"text": PLACEHOLDER}]})
@@ -114,17 +115,23 @@ def _append(contents: list[JSON], role: str, parts: list[JSON]) -> None:
         contents.append({"role": role, "parts": parts})
 
 
-def _text_parts(content: Any, where: str) -> list[JSON]:
+def _at(index: int) -> str:
+    """Where messages[index] is, for an error (made only then: the hot path formats nothing)."""
+    return f"messages[{index}]"
+
+
+def _text_parts(content: Any, index: int) -> list[JSON]:
     if content is None:
         return []
     if isinstance(content, str):
         return [{"text": content}] if content else []
     if not isinstance(content, list):
+        where = _at(index)
         raise invalid_request(f"'{where}.content' must be a string or an array.", where)
     out = []
     for i, part in enumerate(content):
         if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
-            path = f"{where}.content[{i}]"
+            path = f"{_at(index)}.content[{i}]"
             raise invalid_request(f"'{path}' must be a text part here.", path)
         text = part.get(part["type"])
         if isinstance(text, str) and text:
@@ -132,16 +139,17 @@ def _text_parts(content: Any, where: str) -> list[JSON]:
     return out
 
 
-def _user_parts(content: Any, where: str) -> list[JSON]:
+def _user_parts(content: Any, index: int) -> list[JSON]:
     if not isinstance(content, list):
-        return _text_parts(content, where)
+        return _text_parts(content, index)
     out = []
     for i, part in enumerate(content):
-        path = f"{where}.content[{i}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind in ("text", "refusal"):
-            out += _text_parts([part], where)
-        elif kind == "image_url":
+            out += _text_parts([part], index)
+            continue
+        path = f"{_at(index)}.content[{i}]"
+        if kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
             out.append(media_part(url, f"{path}.image_url.url"))
@@ -185,20 +193,22 @@ def _audio_part(audio: Any, where: str) -> JSON:
     return {"inlineData": {"mimeType": mime, "data": audio["data"]}}
 
 
-def _model_parts(message: JSON, where: str, calls: dict[str, str], send_ids: bool) -> list[JSON]:
-    parts = _text_parts(message.get("content"), where)
+def _model_parts(message: JSON, index: int, calls: dict[str, str], send_ids: bool) -> list[JSON]:
+    parts = _text_parts(message.get("content"), index)
     tool_calls = message.get("tool_calls") or []
     legacy = message.get("function_call")
     if isinstance(legacy, dict):
         tool_calls = [*tool_calls, {"id": None, "function": legacy}]
     for i, call in enumerate(tool_calls):
-        path = f"{where}.tool_calls[{i}]"
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            path = f"{_at(index)}.tool_calls[{i}]"
             raise invalid_request(f"'{path}.function.name' must be a string.", path)
         name = function["name"]
         ref = ids.decode(call.get("id"))
-        body: JSON = {"name": name, "args": _arguments(function.get("arguments"), path)}
+        arguments = function.get("arguments")
+        args = arguments if isinstance(arguments, dict) else _arguments(arguments, index, i)
+        body: JSON = {"name": name, "args": args}
         if send_ids and ref.gemini_id:
             body["id"] = ref.gemini_id
         part: JSON = {"functionCall": body}
@@ -210,32 +220,35 @@ def _model_parts(message: JSON, where: str, calls: dict[str, str], send_ids: boo
     return parts
 
 
-def _arguments(arguments: Any, where: str) -> JSON:
+def _arguments(arguments: Any, index: int, call: int) -> JSON:
     if arguments in (None, ""):
         return {}
-    if isinstance(arguments, dict):
-        return arguments
     try:
         value = orjson.loads(arguments)
     except (orjson.JSONDecodeError, TypeError):
-        raise invalid_request(f"'{where}.function.arguments' is not valid JSON.", where) from None
+        value = _INVALID
     if not isinstance(value, dict):
-        raise invalid_request(f"'{where}.function.arguments' must be a JSON object.", where)
+        where = f"{_at(index)}.tool_calls[{call}]"
+        problem = "is not valid JSON" if value is _INVALID else "must be a JSON object"
+        raise invalid_request(f"'{where}.function.arguments' {problem}.", where)
     return value
 
 
-def _function_response(message: JSON, where: str, calls: dict[str, str], send_ids: bool) -> JSON:
+def _function_response(message: JSON, index: int, calls: dict[str, str], send_ids: bool) -> JSON:
     call_id = message.get("tool_call_id")
     name = calls.get(call_id) if isinstance(call_id, str) else None
     name = name or message.get("name")
     if not isinstance(name, str) or not name:
+        where = _at(index)
         raise invalid_request(
             f"'{where}' answers tool call {call_id!r}, which no earlier assistant message made: "
             "Gemini needs the function's name.",
             f"{where}.tool_call_id",
         )
-    text = "".join(p["text"] for p in _text_parts(message.get("content"), where))
-    body: JSON = {"name": name, "response": {"output": text}}
+    content = message.get("content")
+    if not isinstance(content, str):
+        content = "".join(p["text"] for p in _text_parts(content, index))
+    body: JSON = {"name": name, "response": {"output": content}}
     ref = ids.decode(call_id)
     if send_ids and ref.gemini_id:
         body["id"] = ref.gemini_id
@@ -250,19 +263,20 @@ def _tools(body: JSON) -> tuple[list[JSON], JSON]:
         return [], {}
     declarations = []
     for i, tool in enumerate(body.get("tools") or []):
-        where = f"tools[{i}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise invalid_request(f"'{where}': only function tools have a Gemini equivalent.")
-        declarations.append(_declaration(tool.get("function"), f"{where}.function"))
+            raise invalid_request(f"'tools[{i}]': only function tools have a Gemini equivalent.")
+        declarations.append(_declaration(tool.get("function"), "tools[{}].function", i))
     for i, function in enumerate(body.get("functions") or []):
-        declarations.append(_declaration(function, f"functions[{i}]"))
+        declarations.append(_declaration(function, "functions[{}]", i))
     config = _tool_config(body.get("tool_choice", body.get("function_call")))
     tools = [{"functionDeclarations": declarations}] if declarations else []
     return tools, config if declarations else {}
 
 
-def _declaration(function: Any, where: str) -> JSON:
+def _declaration(function: Any, at: str, index: int) -> JSON:
+    """One function declaration; ``at`` formatted with ``index`` says where, on an error."""
     if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+        where = at.format(index)
         raise invalid_request(f"'{where}.name' must be a string.", f"{where}.name")
     out: JSON = {"name": function["name"]}
     if isinstance(function.get("description"), str):
