@@ -89,7 +89,10 @@ class GeminiToUnifiedStream:
             part = parts[0]  # the common event: more text of a candidate already started
             text = part.get("text") if isinstance(part, dict) else None
             if isinstance(text, str) and not part.get("thought"):
-                return [self._chunk(index, {"content": text}, None)] if text else []
+                if not text:
+                    return []
+                choice = {"index": index, "delta": {"content": text}, "finish_reason": None}
+                return [(None, {**self._base, "choices": [choice], "usage": None})]
         sent = self._calls.get(index)
         first = sent is None
         sent = sent or 0
