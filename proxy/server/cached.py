@@ -23,7 +23,7 @@ from proxy.engine.dialects import OPENAI, wants_usage
 from proxy.engine.relay import StreamRelay
 from proxy.engine.route import Target
 from proxy.engine.state import GatewayState, RequestRecord
-from proxy.pricing import Usage, format_usd
+from proxy.pricing import Usage
 from proxy.server.auth import presented
 
 CACHE_HEADER = "x-llm-cache"
@@ -37,7 +37,7 @@ async def lookup(
     """Attach the request's lookup to ``call``; on a hit, answer it here (no upstream call)."""
     if not call.snapshot.cache.models:
         return None  # the cache is off: nothing to look at
-    found = await state.cache.lookup(call, request.headers, presented(request.headers))
+    found = await state.cache.lookup(call, request.headers, presented)
     if found is None:
         return None
     call.cache, record.cache = found, found.status
@@ -93,8 +93,7 @@ async def keep_stream(state: GatewayState, call: Call, relay: StreamRelay) -> No
 async def _replay(
     request: web.Request, call: Call, answer: Answer, record: RequestRecord, started: float
 ) -> web.StreamResponse:
-    completion = answer.completion
-    usage = Usage.read_openai(completion.get("usage"))  # None: the upstream reported none
+    usage = Usage.read_openai(answer.usage_or_none)  # None: the upstream reported none
     record.status, record.usage, record.cost, record.cost_saved = 200, usage, ZERO, answer.cost
     record.usage_missing = usage is None
     record.model, record.upstream_model = answer.model, answer.upstream_model
@@ -109,17 +108,20 @@ async def _replay(
     }
     record.overhead_s = time.perf_counter() - started  # all of it is the gateway's own time
     out["x-llm-overhead-ms"] = f"{record.overhead_s * 1000:.3f}"
-    if answer.cost is not None:
-        out[SAVED_HEADER] = format_usd(answer.cost)
+    if answer.saved_usd is not None:
+        out[SAVED_HEADER] = answer.saved_usd
     if not call.stream:
-        data = orjson.dumps(replay.response(call.dialect, completion))
+        if call.dialect == OPENAI:  # stored ready to send: no parse, no serialise
+            data = answer.body
+        else:
+            data = orjson.dumps(replay.response(call.dialect, answer.completion))
         if usage is not None:
             out["x-llm-input-tokens"] = str(usage.prompt_tokens)
             out["x-llm-output-tokens"] = str(usage.completion_tokens)
         record.bytes_out = len(data)
         return web.Response(body=data, headers=out, content_type="application/json")
     include_usage = wants_usage(call.body) if call.dialect == OPENAI else True
-    data = replay.stream(call.dialect, completion, include_usage, answer.upstream_model)
+    data = replay.stream(call.dialect, answer.completion, include_usage, answer.upstream_model)
     response = web.StreamResponse(status=200, headers=out)
     response.content_type = "text/event-stream"
     response.headers["cache-control"] = "no-cache"

@@ -39,6 +39,10 @@ class MemoryStore:
         return self._bytes
 
     async def get(self, key: bytes) -> bytes | None:
+        return self.get_now(key)
+
+    def get_now(self, key: bytes) -> bytes | None:
+        """:meth:`get` without a coroutine, for the request path."""
         entry = self._entries.get(key)
         if entry is None:
             return None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -99,31 +99,39 @@ class ResponseCache:
         self._backend, self._settings = None, None
 
     async def lookup(
-        self, call: Call, headers: Mapping[str, str], presented: list[bytes]
+        self,
+        call: Call,
+        headers: Mapping[str, str],
+        presented: Callable[[Mapping[str, str]], Sequence[bytes]],
     ) -> Lookup | None:
         """The request's lookup (with the answer when it is a hit), or None when the cache does
         not apply: the model is not cached, the request cannot be translated (the attempt then
         reports that error), or it passes through natively in a dialect that has no unified
-        form (a Responses API request to OpenAI)."""
+        form (a Responses API request to OpenAI). ``presented`` reads the request's
+        credentials, only when inbound auth is on."""
         snapshot = call.snapshot
         backend = self._backend
         route = self._route(snapshot, call.dialect, str(call.body.get("model")))
         if route is None or backend is None:
             return None
-        who = keys.identity(presented, snapshot.server.auth.tokens)
+        tokens = snapshot.server.auth.tokens
+        who = keys.identity(presented(headers), tokens) if tokens else keys.ANONYMOUS
         if who is None:
             return None
         try:
             body = keys.canonical(call.dialect, call.body, route.target)
         except GatewayError:
             return None
-        key = keys.cache_key(route.id, who, body)
-        found = Lookup(MISS, key, route.id, route.ttl_s, True)
-        read, found.store = keys.cache_control(headers)
-        if not read:
-            found.status = BYPASS
-            return found
-        data = await backend.get(found.key)
+        found = Lookup(MISS, keys.cache_key(route.id, who, body), route.id, route.ttl_s, True)
+        if headers.get("cache-control"):
+            read, found.store = keys.cache_control(headers)
+            if not read:
+                found.status = BYPASS
+                return found
+        if isinstance(backend, MemoryStore):  # no coroutine for a dictionary lookup
+            data = backend.get_now(found.key)
+        else:
+            data = await backend.get(found.key)
         if data is not None:
             try:
                 found.answer = Answer.decode(data)
@@ -151,11 +159,11 @@ class ResponseCache:
             return False
         lookup.stored = True
         answer = Answer(
-            completion=_without_cost(completion),
-            provider=target.provider.name,
-            model=target.model.name,
-            upstream_model=target.upstream_model,
-            cost=cost,
+            _without_cost(completion),
+            target.provider.name,
+            target.model.name,
+            target.upstream_model,
+            cost,
         )
         settings = self._settings
         assert settings is not None
