@@ -7,6 +7,7 @@ request's model, so a gateway without ``cache:`` pays one dictionary lookup per 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from decimal import Decimal
 from typing import Any
@@ -64,9 +65,16 @@ async def keep_response(
     if found is None or not found.store:
         return
     if call.dialect == OPENAI:
-        unified = sent  # the client's format is the unified one
+        unified = sent  # the client's format is the unified one (not changed once sent)
     else:
         unified = target.vendor.response_to_unified(upstream, int(time.time()))
+    if state.cache.stores_later:
+        # The memory backend: encoding and keeping the answer runs on the loop's next turn,
+        # off the response's latency. It still comes before any later request's lookup: the
+        # callback is queued before the response is written, so before the loop can read a
+        # request sent after it.
+        asyncio.get_running_loop().call_soon(state.cache.store_now, found, target, unified, amount)
+        return
     await state.cache.store(found, target, unified, amount)
 
 

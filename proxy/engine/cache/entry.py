@@ -87,7 +87,7 @@ class Answer:
         usage = None if self.usage is _NO_USAGE else self.usage
         header = [self.provider, self.model, self.upstream_model, self.saved_usd]
         header += [self.usage is not _NO_USAGE, usage]
-        data = b"%b\n%b" % (orjson.dumps(header), self.body)
+        data = b"\n".join((orjson.dumps(header), self.body))
         if compress_min_bytes is not None and len(data) > compress_min_bytes:
             return _COMPRESSED + zlib.compress(data, 1)
         return data

@@ -53,6 +53,10 @@ class MemoryStore:
         return entry[0]
 
     async def put(self, key: bytes, value: bytes, ttl_s: float, route: bytes) -> bool:
+        return self.put_now(key, value, ttl_s, route)
+
+    def put_now(self, key: bytes, value: bytes, ttl_s: float, route: bytes) -> bool:
+        """:meth:`put` without a coroutine, for the request path."""
         size = sys.getsizeof(key) + sys.getsizeof(value) + ENTRY_OVERHEAD
         if size > self.max_bytes:
             return False  # could never fit; keep what is there

@@ -155,8 +155,41 @@ class ResponseCache:
     ) -> bool:
         """Keep ``completion`` (unified) if it is a complete answer the client let us store."""
         backend = self._backend
-        if not lookup.store or lookup.stored or backend is None or not storable(completion):
+        value = self._entry(lookup, target, completion, cost)
+        if value is None or backend is None:
             return False
+        if isinstance(backend, MemoryStore):
+            stored = backend.put_now(lookup.key, value, lookup.ttl_s, lookup.route)
+        else:
+            stored = await backend.put(lookup.key, value, lookup.ttl_s, lookup.route)
+        return self._stored(stored, value)
+
+    def store_now(
+        self, lookup: Lookup, target: Target, completion: dict[str, Any], cost: Decimal | None
+    ) -> bool:
+        """:meth:`store` for the memory backend, which has nothing to wait for: the request
+        path runs it on the loop's next turn (once the response is written); False with any
+        other backend."""
+        backend = self._backend
+        if not isinstance(backend, MemoryStore):
+            return False
+        value = self._entry(lookup, target, completion, cost)
+        if value is None:
+            return False
+        return self._stored(backend.put_now(lookup.key, value, lookup.ttl_s, lookup.route), value)
+
+    @property
+    def stores_later(self) -> bool:
+        """Whether the request path may store after its response (see :meth:`store_now`)."""
+        return isinstance(self._backend, MemoryStore)
+
+    def _entry(
+        self, lookup: Lookup, target: Target, completion: dict[str, Any], cost: Decimal | None
+    ) -> bytes | None:
+        """The encoded entry, or None when there is nothing to store (settles the lookup)."""
+        settings = self._settings
+        if not lookup.store or lookup.stored or settings is None or not storable(completion):
+            return None
         lookup.stored = True
         answer = Answer(
             _without_cost(completion),
@@ -165,16 +198,15 @@ class ResponseCache:
             target.upstream_model,
             cost,
         )
-        settings = self._settings
-        assert settings is not None
         # Compressed for Redis (the network and the shared server's memory); the memory
         # backend keeps plain JSON, so a hit there never pays for zlib.
-        value = answer.encode(settings.compress_min_bytes if settings.kind != MEMORY else None)
-        if not await backend.put(lookup.key, value, lookup.ttl_s, lookup.route):
-            return False
-        self.stats.stores += 1
-        self.stats.bytes_stored += len(value)
-        return True
+        return answer.encode(settings.compress_min_bytes if settings.kind != MEMORY else None)
+
+    def _stored(self, stored: bool, value: bytes) -> bool:
+        if stored:
+            self.stats.stores += 1
+            self.stats.bytes_stored += len(value)
+        return stored
 
 
 @dataclass(frozen=True, slots=True)
