@@ -153,6 +153,43 @@ def test_answer_round_trip_compressed_above_threshold(size):
     assert Answer.decode(data) == answer
 
 
+@pytest.mark.parametrize("compress", [None, 0])
+def test_stored_body_is_the_openai_replay_and_the_answer_round_trips(compress):
+    """A non-stream OpenAI hit sends the stored body as is: it must be exactly what replaying
+    the decoded answer gives; every other use parses it back into the original answer."""
+    original = completion()
+    stored = Answer.decode(
+        Answer(original, "openai", "gpt-4o", "gpt-4o", Decimal("0.00130")).encode(compress)
+    )
+    assert stored.completion == original  # usage without the replay's cost
+    assert orjson.loads(stored.body) == replay.response("openai", stored.completion)
+    assert stored.cost == Decimal("0.0013") and stored.saved_usd == "0.0013"
+    assert stored.usage_or_none == original["usage"]
+
+
+def test_answer_without_usage_or_cost_round_trips():
+    original = {k: v for k, v in completion().items() if k != "usage"}
+    stored = Answer.decode(Answer(original, "openai", "gpt-4o", "gpt-4o", None).encode(None))
+    assert stored.completion == original and "usage" not in stored.completion
+    assert stored.cost is None and stored.saved_usd is None and stored.usage_or_none is None
+    assert orjson.loads(stored.body)["usage"] == {"cost": 0}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        orjson.dumps({"completion": completion(), "provider": "openai", "cost": None}),  # v1
+        b'{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}\n{}',
+        b'["openai","gpt-4o","gpt-4o","not a number",true,null]\n{}',
+        b'["openai","gpt-4o"]\n{}',
+        b"z" + b"not zlib",
+    ],
+)
+def test_entries_this_version_did_not_write_are_refused(data):
+    with pytest.raises(ValueError):
+        Answer.decode(data)
+
+
 def test_only_complete_answers_are_storable():
     assert storable(completion("stop")) and storable(completion("length"))
     assert storable(sample("openai/chat.response.tool_calls.json"))

@@ -104,9 +104,16 @@ class Answer:
         head, sep, body = data.partition(b"\n")
         if not sep or not body:
             raise ValueError("not a cache entry of this version")
-        provider, model, upstream_model, cost, has_usage, usage = orjson.loads(head)
+        header = orjson.loads(head)
+        if not isinstance(header, list) or len(header) != 6:
+            raise ValueError("not a cache entry header")
+        provider, model, upstream_model, cost, has_usage, usage = header
         answer = cls(None, str(provider), str(model), str(upstream_model), None, body)
-        answer.cost, answer.saved_usd = (None, None) if cost is None else (Decimal(cost), cost)
+        if cost is not None:
+            try:
+                answer.cost, answer.saved_usd = Decimal(cost), str(cost)
+            except (ArithmeticError, TypeError):  # decimal.InvalidOperation is one
+                raise ValueError("not a cost in a cache entry header") from None
         answer.usage = usage if has_usage else _NO_USAGE
         return answer
 
