@@ -5,8 +5,11 @@
 The same inputs as ``test_micro.py`` (the kit's requests; a ~1 KB text answer and the kit's
 tool-use answer; a 50-event text stream), each pair timed alternately round after round so
 a loaded machine slows both alike; prints the time per call (per event for streams) and the
-ratio Gemini / Anthropic. Each figure is the best round's mean (the least disturbed by other
-processes on a shared machine). Stdlib + the repo only.
+ratio Gemini / Anthropic. The ``round trip`` rows time what one request pays in all: its
+request's translation and then its answer's (a request offering tools, or carrying tool
+results, answered with the kit's tool calls; a small text request answered with text). Each
+figure is the best round's mean (the least disturbed by other processes on a shared machine).
+Stdlib + the repo only.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ def pairs() -> list[Pair]:
             lambda r=gemini[case]: gemini_to_unified(r, 1),
             1,
         ))  # fmt: skip
+    out.extend(_round_trips(out))
     anthropic_events = [(n, orjson.loads(d)) for n, d in _events(bodies.anthropic_stream())]
     gemini_events = [(None, e) for e in gemini_stream_events()]
     out.append((
@@ -73,6 +77,30 @@ def pairs() -> list[Pair]:
         lambda: _feed_all(GeminiToUnifiedStream, gemini_events),
         len(gemini_events),
     ))  # fmt: skip
+    return out
+
+
+ROUND_TRIPS = (
+    ("request small", "response small"),
+    ("request chat.request", "response tool_use"),
+    ("request chat.request.tool_results", "response tool_use"),
+)
+
+
+def _round_trips(calls: list[Pair]) -> list[Pair]:
+    """A request's translation followed by its answer's, for each pairing in ROUND_TRIPS."""
+    by_name = {name: (a, g) for name, a, g, _per in calls}
+    out: list[Pair] = []
+    for request, answer in ROUND_TRIPS:
+        if request not in by_name or answer not in by_name:
+            continue  # the kit sample is missing
+        (a_req, g_req), (a_ans, g_ans) = by_name[request], by_name[answer]
+        out.append((
+            f"round trip {request[8:]} + {answer[9:]}",
+            lambda q=a_req, r=a_ans: (q(), r()),
+            lambda q=g_req, r=g_ans: (q(), r()),
+            1,
+        ))  # fmt: skip
     return out
 
 
@@ -93,9 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args(argv)
-    print(f"{'case':<34} {'anthropic us':>13} {'gemini us':>10} {'gemini/anthropic':>17}")
+    print(f"{'case':<48} {'anthropic us':>13} {'gemini us':>10} {'gemini/anthropic':>17}")
     for name, a, g in measure(args.rounds):
-        print(f"{name:<34} {a:>13.2f} {g:>10.2f} {g / a:>17.2f}")
+        print(f"{name:<48} {a:>13.2f} {g:>10.2f} {g / a:>17.2f}")
     return 0
 
 
