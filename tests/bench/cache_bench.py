@@ -8,10 +8,14 @@ gateways and upstream pinned to one core, this client to the other:
 - ``mem-hit``    memory backend, one request repeated: every one a hit
 - ``redis-miss`` / ``redis-hit``  the same on a local ``redis-server``
 - ``redis-rtt``  a Redis GET of a stored answer with redis-py's asyncio client (what the
-  gateway uses), the round trip a Redis hit cannot avoid
+  gateway uses), the round trip a Redis hit cannot avoid, measured from the gateways' core
+  (where the gateway's own GET runs; ``redis-server`` sits on the client's core, so from
+  there the GET would never cross cores); ``redis-rtt-client`` the same from the client's core
 
-"Added" = the target's median minus the direct path's (same body, same round). Rounds rotate
-the order; each figure is the median over rounds. Run: ``.venv/bin/python
+Each target has a gateway process of its own, and a round sends one request to each target in
+turn, ``--requests`` times, so a slow moment of the shared box slows every target alike.
+"Added" = the target's median minus the direct path's (same round). Rounds rotate the order;
+each figure is the median over rounds. Run: ``.venv/bin/python
 tests/bench/cache_bench.py [--rounds 5] [--requests 400]``.
 """
 
@@ -69,32 +73,53 @@ class Client:
 Figures = dict[str, float]
 
 
-def run(
-    client: Client, bodies: Callable[[int], bytes], n: int, expect: str | None, proc: Proc | None
-) -> Figures:
-    """Over ``n`` requests (after a warm-up): p10 and p50 seconds, the gateway's CPU seconds
-    per request (utime+stime from /proc), and its self-reported overhead p50."""
+class Target:
+    """One target's client, bodies and samples over a round."""
+
+    def __init__(self, proc: Proc, bodies: Callable[[int], bytes], expect: str | None) -> None:
+        self.proc, self.bodies, self.expect = proc, bodies, expect
+        self.client = Client(proc.port)
+        self.samples: list[float] = []
+        self.overheads: list[float] = []
+        self.cpu_before = 0.0
+
+    def post(self, i: int) -> None:
+        elapsed, reply = self.client.post(self.bodies(i))
+        if self.expect is not None and reply.getheader("x-llm-cache") != self.expect:
+            raise RuntimeError(f"expected {self.expect}, got {reply.getheader('x-llm-cache')}")
+        self.samples.append(elapsed)
+        self.overheads.append(float(reply.getheader("x-llm-overhead-ms") or 0) / 1000)
+
+
+def run(targets: dict[str, Target], n: int, rotate: int) -> dict[str, Figures]:
+    """``n`` requests to each target, interleaved one by one (so a slow moment of the box
+    slows every target alike), after a warm-up: p10 and p50 seconds, each gateway's CPU
+    seconds per request (utime+stime from /proc), its self-reported overhead p50."""
+    names = list(targets)
+    order = names[rotate % len(names) :] + names[: rotate % len(names)]
     for i in range(30):
-        client.post(bodies(-1 - i))
-    samples, overheads = [], []
-    cpu_before = cpu_seconds(proc.pids()) if proc is not None else 0.0
+        for name in order:
+            targets[name].post(-1 - i)
+    for target in targets.values():
+        target.samples, target.overheads = [], []
+        target.cpu_before = cpu_seconds(target.proc.pids())
     for i in range(n):
-        elapsed, reply = client.post(bodies(i))
-        if expect is not None and reply.getheader("x-llm-cache") != expect:
-            raise RuntimeError(f"expected {expect}, got {reply.getheader('x-llm-cache')}")
-        samples.append(elapsed)
-        overheads.append(float(reply.getheader("x-llm-overhead-ms") or 0) / 1000)
-    cpu = (cpu_seconds(proc.pids()) - cpu_before) / n if proc is not None else 0.0
-    samples.sort()
-    return {
-        "p10": samples[len(samples) // 10],
-        "p50": statistics.median(samples),
-        "cpu": cpu,
-        "overhead": statistics.median(overheads),
-    }
+        for name in order:
+            targets[name].post(i)
+    got = {}
+    for name, target in targets.items():
+        samples = sorted(target.samples)
+        got[name] = {
+            "p10": samples[len(samples) // 10],
+            "p50": statistics.median(samples),
+            "cpu": (cpu_seconds(target.proc.pids()) - target.cpu_before) / n,
+            "overhead": statistics.median(target.overheads),
+        }
+    return got
 
 
-def redis_rtt(url: str, key: bytes, n: int) -> Figures:
+def redis_rtt(url: str, key: bytes, n: int, cpu: str | None) -> Figures:
+    """A GET's round trip from ``cpu`` (None: where this process runs)."""
     import redis.asyncio as aioredis
 
     async def measure() -> float:
@@ -110,7 +135,14 @@ def redis_rtt(url: str, key: bytes, n: int) -> Figures:
         samples.sort()
         return {"p10": samples[len(samples) // 10], "p50": statistics.median(samples)}
 
-    return asyncio.run(measure())
+    if cpu is None:
+        return asyncio.run(measure())
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {int(cpu)})
+    try:
+        return asyncio.run(measure())
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 def gateway(name: str, work: Path, upstream: int, cache: str | None) -> Proc:
@@ -154,10 +186,13 @@ def main() -> int:
             f"cache: {{enabled: true, backend: redis, redis_url: '{redis.url}', "
             "redis_timeout_ms: 1000}\n"
         )
+        # One gateway per target, so each one's CPU per request is its own.
         gateways = {
             "off": gateway("off", work, port, None),
-            "memory": gateway("memory", work, port, memory),
-            "redis": gateway("redis", work, port, shared),
+            "mem-miss": gateway("mem-miss", work, port, memory),
+            "mem-hit": gateway("mem-hit", work, port, memory),
+            "redis-miss": gateway("redis-miss", work, port, shared),
+            "redis-hit": gateway("redis-hit", work, port, shared),
         }
         procs.extend(gateways.values())
         counter = iter(range(10**9))
@@ -169,29 +204,24 @@ def main() -> int:
             return body("bench-small", "Hello, the same again")
 
         direct_body = body("gpt-4o", "Hello number 0")
-        plan: dict[str, tuple[Proc, Callable[[int], bytes], str | None]] = {
-            "direct": (upstream, lambda _: direct_body, None),
-            "off": (gateways["off"], distinct, None),
-            "mem-miss": (gateways["memory"], distinct, "miss"),
-            "mem-hit": (gateways["memory"], same, "hit"),
-            "redis-miss": (gateways["redis"], distinct, "miss"),
-            "redis-hit": (gateways["redis"], same, "hit"),
+        targets = {
+            "direct": Target(upstream, lambda _: direct_body, None),
+            "off": Target(gateways["off"], distinct, None),
+            "mem-miss": Target(gateways["mem-miss"], distinct, "miss"),
+            "mem-hit": Target(gateways["mem-hit"], same, "hit"),
+            "redis-miss": Target(gateways["redis-miss"], distinct, "miss"),
+            "redis-hit": Target(gateways["redis-hit"], same, "hit"),
         }
-        clients = {name: Client(p.port) for name, (p, _, _) in plan.items()}
-        Client(gateways["memory"].port).post(same(0))
-        Client(gateways["redis"].port).post(same(0))
+        targets["mem-hit"].client.post(same(0))
+        targets["redis-hit"].client.post(same(0))
         import redis as sync_redis
 
         (key,) = sync_redis.Redis.from_url(redis.url).keys("*")
         rounds: list[dict[str, Figures]] = []
-        names = list(plan)
         for r in range(args.rounds):
-            order = names[r % len(names) :] + names[: r % len(names)]
-            got = {}
-            for n in order:
-                proc, bodies, expect = plan[n]
-                got[n] = run(clients[n], bodies, args.requests, expect, proc)
-            got["redis-rtt"] = redis_rtt(redis.url, key, args.requests)
+            got = run(targets, args.requests, r)
+            got["redis-rtt"] = redis_rtt(redis.url, key, args.requests, SERVER_CPU)
+            got["redis-rtt-client"] = redis_rtt(redis.url, key, args.requests, None)
             rounds.append(got)
             print(
                 f"round {r + 1}: " + " ".join(f"{n}={v['p50'] * 1000:.3f}" for n, v in got.items())
@@ -218,10 +248,11 @@ def report(rounds: list[dict[str, Figures]]) -> None:
             f"| {name} | {med(name, 'p10', True):.3f} | {med(name, 'p50', True):.3f} "
             f"| {med(name, 'overhead'):.3f} | {med(name, 'cpu'):.0f} |"
         )
-    print(
-        f"| redis GET (redis-py) | {med('redis-rtt', 'p10'):.3f} (abs) "
-        f"| {med('redis-rtt', 'p50'):.3f} (abs) | | |"
-    )
+    for name, where in (("redis-rtt", "gateways' core"), ("redis-rtt-client", "client's core")):
+        print(
+            f"| redis GET (redis-py, from the {where}) | {med(name, 'p10'):.3f} (abs) "
+            f"| {med(name, 'p50'):.3f} (abs) | | |"
+        )
     print("\n| check | p10 | p50 | target |\n|---|---|---|---|")
     ratio = [med("mem-hit", q, True) / med("off", q, True) for q in ("p10", "p50")]
     print(f"| mem-hit added / off added | {ratio[0]:.2f} | {ratio[1]:.2f} | < 1 |")
@@ -234,6 +265,11 @@ def report(rounds: list[dict[str, Figures]]) -> None:
     print(f"| mem-miss CPU/request vs off | {cpu:+.1f} % | | |")
     over = [med("redis-hit", q, True) - med("redis-rtt", q) for q in ("p10", "p50")]
     print(f"| redis-hit added - Redis GET | {over[0]:.3f} ms | {over[1]:.3f} ms | <= 0.3 ms |")
+    extra = [med("redis-hit", q) - med("mem-hit", q) - med("redis-rtt", q) for q in ("p10", "p50")]
+    print(
+        f"| redis-hit - mem-hit - Redis GET (Redis's cost to a hit beyond its round trip) "
+        f"| {extra[0]:.3f} ms | {extra[1]:.3f} ms | |"
+    )
 
 
 if __name__ == "__main__":
