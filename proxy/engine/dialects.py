@@ -6,8 +6,9 @@ each vendor wire format (a :class:`proxy.providers.base.Vendor`) translates requ
 and responses and stream events to it. A request therefore goes dialect -> unified -> wire and
 its answer wire -> unified -> dialect, whatever the pair: a new dialect or vendor is one module
 (a spoke), never a new pairwise branch. A request whose dialect equals the vendor's wire is
-passed through byte for byte, rewriting only the model (and, for OpenAI streams, asking for
-usage). The OpenAI spokes are identities, so OpenAI <-> any vendor costs one translation.
+passed through byte for byte, rewriting only the model (and, for the OpenAI wire, asking
+streams for usage and shortening tool-call ids longer than OpenAI accepts). The OpenAI
+spokes are identities, so OpenAI <-> any vendor costs one translation.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import orjson
 
 from proxy.providers import anthropic, openai, responses
 from proxy.providers.base import Dialect, NativeDialect, StreamTranslator, Vendor
+from proxy.providers.openai_ids import fit_tool_call_ids
 
 if TYPE_CHECKING:
     from proxy.engine.route import Target
@@ -71,9 +73,15 @@ def _passthrough(body: JSON, raw: bytes, wire: str, upstream: str) -> bytes:
     changed = dict(body) if body.get("model") != upstream else None
     if changed is not None:
         changed["model"] = upstream
-    if wire == OPENAI and body.get("stream") and not wants_usage(body):
+    if wire != OPENAI:
+        return raw if changed is None else orjson.dumps(changed)
+    if body.get("stream") and not wants_usage(body):
         changed = changed if changed is not None else dict(body)
         changed["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    messages = fit_tool_call_ids(body.get("messages"))
+    if messages is not None:
+        changed = changed if changed is not None else dict(body)
+        changed["messages"] = messages
     return raw if changed is None else orjson.dumps(changed)
 
 

@@ -17,6 +17,7 @@ from proxy.pricing import Usage
 from proxy.providers import responses
 from proxy.providers.base import NativeDialect, StreamTranslator, UpstreamRequest, upstream_url
 from proxy.providers.checks import check_numbers
+from proxy.providers.openai_ids import fit_tool_call_ids
 
 if TYPE_CHECKING:
     from proxy.engine.route import Target
@@ -53,9 +54,13 @@ class OpenAIVendor:
     def request_from_unified(
         self, unified: dict[str, Any], target: Target
     ) -> tuple[dict[str, Any], list[str]]:
-        """The unified request itself, for the upstream model; a stream asks for usage."""
+        """The unified request itself, for the upstream model; a stream asks for usage, and
+        tool-call ids too long for OpenAI are shortened (:mod:`proxy.providers.openai_ids`)."""
         out = dict(unified)
         out["model"] = target.upstream_model
+        messages = fit_tool_call_ids(out.get("messages"))
+        if messages is not None:
+            out["messages"] = messages
         if out.get("stream"):
             options = out.get("stream_options")
             out["stream_options"] = {**(options if isinstance(options, dict) else {}),

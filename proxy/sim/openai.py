@@ -65,6 +65,7 @@ _KNOWN = frozenset(MODELS)
 SIM_PREFIX = "sim-"
 """Any model id with this prefix exists on both fake vendors (handy for tests)."""
 FINGERPRINT = "fp_5im0000000"
+MAX_TOOL_CALL_ID = 40  # not in OpenAI's published schema; the live API answers 400 above it
 ARG_FRAGMENTS = 3
 _OBFUSCATION = ("Qz", "k9L", "aB3x", "N2", "x")
 _BASE_HEADERS = {"openai-version": "2020-10-01", "openai-processing-ms": "7"}
@@ -324,7 +325,27 @@ def _check(body: Mapping[str, Any], extra_models: frozenset[str]) -> Reply | Non
         )
     if body.get("n") not in (None, 1):
         return bad_request("The simulator supports only n=1.", "n", "invalid_value")
+    long_id = _long_tool_call_id(messages)
+    if long_id is not None:
+        where, length = long_id
+        return bad_request(
+            f"Invalid '{where}': string too long. Expected a string with maximum length "
+            f"{MAX_TOOL_CALL_ID}, but got a string with length {length} instead.",
+            where,
+            "string_above_max_length",
+        )
     return None if known_model(model, extra_models) else not_found(model)
+
+
+def _long_tool_call_id(messages: Sequence[Any]) -> tuple[str, int] | None:
+    """Where the live API's 40-character limit on an assistant's tool-call ids is broken."""
+    for index, message in enumerate(messages):
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        for position, call in enumerate(calls if isinstance(calls, list) else []):
+            call_id = call.get("id") if isinstance(call, dict) else None
+            if isinstance(call_id, str) and len(call_id) > MAX_TOOL_CALL_ID:
+                return f"messages[{index}].tool_calls[{position}].id", len(call_id)
+    return None
 
 
 def answer(body: Mapping[str, Any], *, n_chunks: int, extra_models: frozenset[str]) -> Reply:

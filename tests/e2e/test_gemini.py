@@ -42,6 +42,11 @@ WEATHER = {
         "additionalProperties": False,
     },
 }
+ANTHROPIC_WEATHER = {
+    "name": WEATHER["name"],
+    "description": WEATHER["description"],
+    "input_schema": WEATHER["parameters"],
+}
 PIXEL = base64.b64encode(
     bytes.fromhex(
         "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -219,11 +224,7 @@ def test_openai_sdk_streamed_tool_call(gateway_factory, sim):
 
 def test_anthropic_sdk_tool_round_trip(gateway_factory, sim):
     client = gateway_factory(WITH_GEMINI_3).anthropic()
-    tool = {
-        "name": WEATHER["name"],
-        "description": WEATHER["description"],
-        "input_schema": WEATHER["parameters"],
-    }
+    tool = ANTHROPIC_WEATHER
     messages: list[Any] = [{"role": "user", "content": "What is the weather in Rome?"}]
     first = client.messages.create(model=GEMINI_3, max_tokens=200, messages=messages, tools=[tool])
     assert first.stop_reason == "tool_use"
@@ -236,6 +237,57 @@ def test_anthropic_sdk_tool_round_trip(gateway_factory, sim):
         },
     ]
     second = client.messages.create(model=GEMINI_3, max_tokens=200, messages=messages, tools=[tool])
+    assert "22C, sunny" in second.content[0].text
+
+
+def test_a_gemini_conversation_moves_to_openai_and_back(gateway_factory, sim):
+    """Gemini 3's ids carry its thought signature and run past OpenAI's 40 characters: the
+    gateway shortens them for OpenAI (whose fake refuses longer ones, as the live API does),
+    and the client's own ids still take the signature back to Gemini afterwards."""
+    client = gateway_factory(WITH_GEMINI_3).openai()
+    tools = [{"type": "function", "function": WEATHER}]
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = client.chat.completions.create(model=GEMINI_3, messages=messages, tools=tools)
+    (call,) = first.choices[0].message.tool_calls
+    assert len(call.id) > 40
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "14C, light rain"},
+    ]
+    for stream in (False, True):
+        on_openai = client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, tools=tools, stream=stream
+        )
+        if stream:
+            text = "".join(c.choices[0].delta.content or "" for c in on_openai if c.choices)
+        else:
+            text = on_openai.choices[0].message.content
+        assert "14C, light rain" in text
+    sent = sim.completions()[-1].json["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == sent[2]["tool_call_id"]
+    assert len(sent[2]["tool_call_id"]) <= 40
+    back = client.chat.completions.create(model=GEMINI_3, messages=messages, tools=tools)
+    assert "14C, light rain" in back.choices[0].message.content
+    assert "thoughtSignature" in calls(sim)[-1].json["contents"][1]["parts"][0]
+
+
+def test_an_anthropic_client_moves_a_gemini_conversation_to_openai(gateway_factory, sim):
+    client = gateway_factory(WITH_GEMINI_3).anthropic()
+    tool = ANTHROPIC_WEATHER
+    messages: list[Any] = [{"role": "user", "content": "What is the weather in Rome?"}]
+    first = client.messages.create(model=GEMINI_3, max_tokens=200, messages=messages, tools=[tool])
+    (use,) = [b for b in first.content if b.type == "tool_use"]
+    assert len(use.id) > 40
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "22C, sunny"}],
+        },
+    ]
+    second = client.messages.create(
+        model="gpt-4o-mini", max_tokens=200, messages=messages, tools=[tool]
+    )
     assert "22C, sunny" in second.content[0].text
 
 

@@ -152,6 +152,25 @@ def test_openai_tool_results_answer_mentions_them(sim: Sim, oai: openai.OpenAI) 
     assert resp.choices[0].finish_reason == "stop"
 
 
+def test_openai_refuses_tool_call_ids_over_40_characters(sim: Sim, oai: openai.OpenAI) -> None:
+    long_id = "call_" + "x" * 48
+    function = {"name": "get_weather", "arguments": "{}"}
+    messages = [
+        {"role": "user", "content": "weather?"},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": long_id, "type": "function", "function": function}],
+        },
+        {"role": "tool", "tool_call_id": long_id, "content": "sunny"},
+    ]
+    with pytest.raises(openai.BadRequestError) as exc:
+        oai.chat.completions.create(model="gpt-4o", messages=messages, tools=OA_TOOLS)
+    assert exc.value.code == "string_above_max_length"
+    assert exc.value.param == "messages[1].tool_calls[0].id"
+    assert "maximum length 40, but got a string with length 53" in exc.value.message
+
+
 def test_openai_limits_cache_and_stop(sim: Sim, oai: openai.OpenAI) -> None:
     resp = oai.chat.completions.create(
         model="gpt-4o-mini",
