@@ -155,6 +155,7 @@ class Metrics:
     """
 
     def __init__(self, state: GatewayState) -> None:
+        self.state = state
         self.registry = CollectorRegistry()
         self._cost: dict[tuple[str, str], Decimal] = {}
         self._targets: dict[tuple[str, str], _Target] = {}

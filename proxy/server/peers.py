@@ -32,6 +32,10 @@ COST = f"{PREFIX}_cost_usd"
 WORKERS = f"{PREFIX}_workers"
 # Gauges whose whole-sidecar value is the worst worker's, not the sum.
 MAX_OF = frozenset({f"{PREFIX}_draining", f"{PREFIX}_circuit_state"})
+# Budget gauges when the limits live in Redis: every worker reads the same fleet-wide
+# counters, so the sidecar's value is the freshest reading (spend only grows within a
+# window), never the sum. With the memory backend each worker has budgets of its own: summed.
+SHARED_SPEND, SHARED_REMAINING = f"{PREFIX}_budget_spend_usd", f"{PREFIX}_budget_remaining_usd"
 
 # One worker's numbers: {"families": [[name, help, type, unit, [[sample, labels, value]]]],
 # "cost": [[model, provider, exact decimal as text]]}.
@@ -48,10 +52,11 @@ def payload(metrics: Metrics) -> Payload:
     return {"families": families, "cost": cost}
 
 
-def merge(payloads: list[Payload]) -> list[Metric]:
+def merge(payloads: list[Payload], shared_limits: bool = False) -> list[Metric]:
     """The families of all ``payloads`` as one worker's would be: counters, histograms and
     gauges summed, ``_created`` the earliest, ``MAX_OF`` gauges the largest, cost summed
-    exactly; plus a gauge saying how many workers were summed."""
+    exactly; plus a gauge saying how many workers were summed. ``shared_limits`` (the limits
+    are in Redis): budget spend is the largest reading and the remaining the smallest."""
     heads: dict[str, tuple[str, str, str]] = {}
     slots: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], list[Any]]] = {}
     cost: dict[tuple[str, str], Decimal] = {}
@@ -65,7 +70,7 @@ def merge(payloads: list[Payload]) -> list[Metric]:
                 if slot is None:
                     family[key] = [sample, labels, value]
                 else:
-                    slot[2] = _combine(name, sample, slot[2], value)
+                    slot[2] = _combine(name, sample, slot[2], value, shared_limits)
         for model, provider, amount in one["cost"]:
             cost[(model, provider)] = cost.get((model, provider), Decimal(0)) + Decimal(amount)
     merged = []
@@ -84,11 +89,13 @@ def merge(payloads: list[Payload]) -> list[Metric]:
     return merged
 
 
-def _combine(family: str, sample: str, old: float, new: float) -> float:
+def _combine(family: str, sample: str, old: float, new: float, shared_limits: bool) -> float:
     if sample.endswith("_created"):
         return min(old, new)
-    if family in MAX_OF:
+    if family in MAX_OF or (shared_limits and family == SHARED_SPEND):
         return max(old, new)
+    if shared_limits and family == SHARED_REMAINING:
+        return min(old, new)
     return old + new
 
 
@@ -150,7 +157,8 @@ class Peers:
         siblings = [p for p in self.directory.glob("*.sock") if p != self.path]
         answers = await asyncio.gather(*(_ask(path) for path in sorted(siblings)))
         payloads = [payload(self._metrics), *(a for a in answers if a is not None)]
-        return Merged(merge(payloads))
+        shared = self._metrics.state.snapshot.limits.backend == "redis"
+        return Merged(merge(payloads, shared_limits=shared))
 
 
 async def _ask(path: Path) -> Payload | None:

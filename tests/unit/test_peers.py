@@ -17,7 +17,7 @@ from proxy.engine.state import GatewayState, RequestRecord
 from proxy.pricing import Usage
 from proxy.server import peers
 from proxy.server.metrics import Metrics
-from proxy.server.peers import Merged, Peers, merge, payload
+from proxy.server.peers import Merged, Payload, Peers, merge, payload
 from tests.prom import Samples, samples
 
 CONFIG = Path(__file__).parents[2] / "config.yaml"
@@ -86,6 +86,30 @@ def test_created_is_the_earliest_and_state_gauges_the_worst():
     assert created and all(v == 5.0 for v in created)
     assert scraped[("llm_edge_circuit_state", frozenset({("provider", "openai")}))] == 2
     assert scraped[("llm_edge_draining", frozenset())] == 1
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_budget_gauges_sum_per_worker_budgets_and_not_fleet_wide_ones(shared):
+    """Memory limits: each worker has budgets of its own, so spend and remaining add up.
+    Redis limits: every worker reads the same counters, so the sidecar's reading is the
+    freshest one (the most spent, the least left), not N times it."""
+
+    def budget(spent: float, left: float) -> Payload:
+        one = payload(worker())
+        one["families"] += [
+            ["llm_edge_budget_spend_usd", "s", "gauge", "", [["llm_edge_budget_spend_usd",
+                                                            {"budget": "daily"}, spent]]],
+            ["llm_edge_budget_remaining_usd", "r", "gauge", "", [["llm_edge_budget_remaining_usd",
+                                                                {"budget": "daily"}, left]]],
+        ]  # fmt: skip
+        return one
+
+    merged = Merged(merge([budget(3.0, 7.0), budget(4.0, 6.0)], shared_limits=shared))
+    scraped = samples(generate_latest(merged).decode())
+    daily = frozenset({("budget", "daily")})
+    spent = scraped[("llm_edge_budget_spend_usd", daily)]
+    left = scraped[("llm_edge_budget_remaining_usd", daily)]
+    assert (spent, left) == ((4.0, 6.0) if shared else (7.0, 13.0))
 
 
 def test_labelsets_of_one_worker_only_stay_whole_in_openmetrics():
