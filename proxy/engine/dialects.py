@@ -8,7 +8,9 @@ its answer wire -> unified -> dialect, whatever the pair: a new dialect or vendo
 (a spoke), never a new pairwise branch. A request whose dialect equals the vendor's wire is
 passed through byte for byte, rewriting only the model (and, for the OpenAI wire, asking
 streams for usage and shortening tool-call ids longer than OpenAI accepts). The OpenAI
-spokes are identities, so OpenAI <-> any vendor costs one translation.
+spokes are identities, so OpenAI <-> any vendor costs one translation. One spoke applies even
+to a pass-through: when the wire is the unified format itself, its wire -> unified spoke is a
+repair (Azure's and compatible servers' bends of the OpenAI format; the identity for OpenAI).
 """
 
 from __future__ import annotations
@@ -87,8 +89,8 @@ def _passthrough(body: JSON, raw: bytes, wire: str, upstream: str) -> bytes:
 
 def client_response(dialect: str, vendor: Vendor, response: JSON, created: int) -> JSON:
     """An upstream response in the client's dialect."""
-    if dialect == vendor.wire:
-        return response
+    if dialect == vendor.wire:  # passed through; the unified wire's spoke is a repair
+        return vendor.response_to_unified(response, created) if dialect == OPENAI else response
     unified = vendor.response_to_unified(response, created)
     return DIALECTS[dialect].response_from_unified(unified)
 
@@ -96,9 +98,10 @@ def client_response(dialect: str, vendor: Vendor, response: JSON, created: int) 
 def stream_translator(
     dialect: str, vendor: Vendor, created: int, model: str
 ) -> StreamTranslator | None:
-    """A stateful event translator (wire -> unified -> dialect), or None for a pass-through."""
+    """A stateful event translator (wire -> unified -> dialect), or None for a pass-through
+    (the unified wire's own spoke, a repairer, when its vendor has one)."""
     if dialect == vendor.wire:
-        return None
+        return vendor.stream_to_unified(created) if dialect == OPENAI else None
     inbound = vendor.stream_to_unified(created)
     outbound = DIALECTS[dialect].stream_from_unified(model)
     if inbound is None:

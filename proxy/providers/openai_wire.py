@@ -126,25 +126,3 @@ class WireStream:
         if "model" not in chunk:
             chunk["model"] = self._model
         return chunk
-
-
-# --- the hook for same-wire pass-through ----------------------------------------------------
-# An OpenAI-dialect client of an OpenAI-wire vendor is passed through, which skips the vendor's
-# wire -> unified spoke. For this wire that spoke is a repair, not a translation, so it still
-# applies; the OpenAI vendor's own is the identity (a response as is, no stream translator).
-
-
-def repaired_response(vendor: Any, dialect: str, response: JSON, created: int) -> JSON:
-    """``response`` with the vendor's repairs when it is passed through unchanged."""
-    repair = getattr(vendor, "response_to_unified", None)
-    if repair is None or dialect != "openai" or vendor.wire != "openai":
-        return response
-    return repair(response, created)
-
-
-def repaired_stream(vendor: Any, dialect: str, translator: Any, created: int) -> Any:
-    """The translator for a passed-through stream: the vendor's repairs, or None."""
-    repair = getattr(vendor, "stream_to_unified", None)
-    if translator is not None or repair is None or dialect != "openai" or vendor.wire != "openai":
-        return translator
-    return repair(created)

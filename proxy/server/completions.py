@@ -29,7 +29,6 @@ from proxy.engine.route import Target, not_found
 from proxy.engine.state import GatewayState, RequestRecord
 from proxy.errors import ErrorType, GatewayError, invalid_request, too_large
 from proxy.pricing import Usage, cost, format_usd, unknown_usage, usd_number
-from proxy.providers.openai_wire import repaired_response, repaired_stream
 from proxy.server import cached
 from proxy.server.gate import new_request_id
 from proxy.server.keys import STATE
@@ -156,10 +155,9 @@ async def _complete(
 
     reply, target = await attempts.run(call, state.breakers, once)
     created = int(time.time())
-    upstream_payload = repaired_response(target.vendor, call.dialect, reply.payload, created)
-    usage = target.vendor.usage(upstream_payload)  # None: the upstream reported none
+    usage = target.vendor.usage(reply.payload)  # None: the upstream reported none
     amount = None if usage is None else cost(target.model.price, usage)
-    payload = client_response(call.dialect, target.vendor, upstream_payload, created)
+    payload = client_response(call.dialect, target.vendor, reply.payload, created)
     if payload.get("model") == "":  # a vendor whose responses do not name it (Cohere)
         payload["model"] = target.upstream_model
     if usage is None or not isinstance(payload.get("usage"), dict):
@@ -200,7 +198,7 @@ async def _stream(
             dialect=call.dialect,
             wire=wire,
             include_usage=include_usage,
-            translator=repaired_stream(target.vendor, call.dialect, translator, created),
+            translator=translator,
             price=target.model.price,
             tap=cached.capture(call, target, created),
             model=target.upstream_model,

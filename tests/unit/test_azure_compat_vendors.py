@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from proxy.config.snapshot import ProviderConfig
+from proxy.engine.dialects import client_response, stream_translator
 from proxy.engine.relay import StreamRelay
 from proxy.errors import ErrorType
 from proxy.pricing import Price
@@ -18,9 +19,10 @@ from proxy.providers.anthropic.response import openai_to_anthropic_response
 from proxy.providers.anthropic.stream import OpenAIToAnthropicStream
 from proxy.providers.azure import VENDOR as AZURE
 from proxy.providers.azure import chat_url
+from proxy.providers.openai import VENDOR as OPENAI_VENDOR
 from proxy.providers.openai_compatible import VENDOR as COMPAT
 from proxy.providers.openai_compatible import without_stream_options
-from proxy.providers.openai_wire import WireStream, normalise_response, repaired_stream
+from proxy.providers.openai_wire import WireStream, normalise_response
 from proxy.sim.faults import kit_dir
 from proxy.sse import encode_data
 
@@ -186,13 +188,15 @@ def test_compatible_chunks_without_id_or_created_and_an_error_after_the_opener()
     assert failing.feed(None, error) == [(None, error)] and failing.done
 
 
-def test_repairs_apply_only_where_the_hub_passes_through():
-    class Bare:
-        wire = "openai"
-
-    assert repaired_stream(Bare(), "openai", None, 1) is None  # OpenAI itself: nothing added
-    assert isinstance(repaired_stream(AZURE, "openai", None, 1), WireStream)
-    assert repaired_stream(AZURE, "anthropic", "hub's", 1) == "hub's"
+def test_the_hub_repairs_what_it_passes_through_from_openai_wire_vendors():
+    assert stream_translator("openai", OPENAI_VENDOR, 1, "m") is None  # OpenAI: nothing added
+    assert isinstance(stream_translator("openai", AZURE, 1, "m"), WireStream)
+    assert isinstance(stream_translator("openai", COMPAT, 1, "m"), WireStream)
+    bare = {"choices": [], "usage": None}
+    assert client_response("openai", OPENAI_VENDOR, dict(bare), 7) == bare  # as OpenAI sent it
+    repaired = client_response("openai", COMPAT, dict(bare), 7)
+    assert repaired["object"] == "chat.completion" and repaired["created"] == 7
+    assert repaired["id"].startswith("chatcmpl-")
 
 
 @pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
