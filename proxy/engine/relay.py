@@ -2,7 +2,9 @@
 
 Pure and synchronous (no I/O), so it is unit-testable on recorded streams: the server feeds it
 what the upstream sends and writes what it returns. Pass-through events are forwarded as the
-upstream's own bytes; only events the gateway changes (usage, cost) are re-serialised.
+upstream's own bytes; only events the gateway changes (usage, cost) are re-serialised. What
+differs between client dialects (where usage rides, what an error event looks like, what is
+owed at the end) is the dialect's :class:`~proxy.providers.base.StreamFraming`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,11 @@ from typing import Any
 
 import orjson
 
-from proxy.engine.dialects import ANTHROPIC, OPENAI, RESPONSES
+from proxy.engine.dialects import DIALECTS, OPENAI
 from proxy.errors import ErrorType, GatewayError
-from proxy.pricing import Price, Usage, cost, unknown_usage, usd_number
+from proxy.pricing import Price, Usage, cost, usd_number
 from proxy.providers.base import StreamTranslator
-from proxy.providers.responses import FINAL_EVENTS, usage_from_responses
-from proxy.providers.responses.stream import contract_error_event
-from proxy.sse import DONE, Event, SSEParser, encode_data, encode_named
+from proxy.sse import Event, SSEParser
 
 JSON = dict[str, Any]
 
@@ -39,20 +39,19 @@ class StreamRelay:
         model: str = "",
     ) -> None:
         self.dialect, self.wire = dialect, wire
+        self._framing = DIALECTS[dialect].stream_framing()
         self._translator = translator
         # A translator that only repairs (an OpenAI-wire vendor's) may take a well-formed first
         # event as is: then the stream is passed through unparsed, as OpenAI's is.
         self._accepts_raw = getattr(translator, "accepts_raw", None)
-        self._include_usage = include_usage
+        self.include_usage = include_usage
         self._price = price
         self.tap = tap  # sees every upstream event first (the response cache's capture)
         self._model = model  # for translated events whose wire does not name the model
         self._parser = SSEParser()
-        self._start_usage: JSON = {}
         self.usage: Usage | None = None  # None: not (yet) reported by the upstream
         self.cost: Decimal | None = None
-        self._usage_seen = False  # a usage-carrying event went by (known or not)
-        self._last: JSON | bytes | None = None  # the last OpenAI chunk out (id, model)
+        self.usage_seen = False  # a usage-carrying event went by (known or not)
         self.done = False
         self.error: str | None = None
         self.events_out = 0
@@ -78,33 +77,28 @@ class StreamRelay:
         """An error event in the client's dialect (after the stream began, it is all we can do)."""
         self.done, self.error = True, str(error.type)
         self.events_out += 1
-        if self.dialect == OPENAI:
-            return encode_data(error.openai_body())
-        if self.dialect == RESPONSES:
-            return encode_named("error", _responses_error(error, self.events_out - 1))
-        return encode_named("error", error.anthropic_body())
+        return self._framing.error_event(error, self.events_out - 1)
 
     def _on_event(self, event: Event) -> bytes:
         if self.done:
             return b""
         if self.tap is not None:
             self.tap(event)
-        if self.wire == OPENAI and event.data == b"[DONE]":
+        if self.wire == OPENAI and event.data == b"[DONE]":  # the unified wire's end
             return self._upstream_finished()
-        if self._translator is None:
-            if _untouched(self.wire, event):
+        framing = self._framing
+        if self._translator is None:  # a pass-through: the upstream speaks the dialect
+            if framing.untouched(event):
                 self.events_out += 1
-                self._last = event.data
-                return encode_data(event.data) if self.wire == OPENAI else _named(event)
+                return framing.forward(event)
         elif (
             self._accepts_raw is not None
-            and _untouched(self.wire, event)
+            and framing.untouched(event)
             and self._accepts_raw(event.data)
         ):
             self._translator = None  # nothing to repair in this stream
             self.events_out += 1
-            self._last = event.data
-            return encode_data(event.data)
+            return framing.forward(event)
         try:
             payload = orjson.loads(event.data)
         except orjson.JSONDecodeError:
@@ -118,11 +112,7 @@ class StreamRelay:
         name = None if self.wire == OPENAI else event.name or payload.get("type")
         if self._translator is None:
             out = self._emit(name, payload, event.data)
-            if self.wire == ANTHROPIC and name == "message_stop":
-                return out + self._upstream_finished()
-            if self.wire == RESPONSES and name in FINAL_EVENTS:
-                return out + self._upstream_finished()
-            return out
+            return out + self._upstream_finished() if framing.ends(name) else out
         out = b"".join(self._emit(n, p, None) for n, p in self._translator.feed(name, payload))
         if self._translator.done and not self.done:  # the upstream's terminal event
             return out + self._upstream_finished()
@@ -135,94 +125,38 @@ class StreamRelay:
         if self._translator is not None:
             out = b"".join(self._emit(n, p, None) for n, p in self._translator.finish())
         self.done = True
-        if self.dialect == OPENAI:
-            if not self._usage_seen and self._include_usage and self.error is None:
-                out += self._unknown_usage_chunk()
-            self.events_out += 1
-            return out + DONE
-        return out
+        tail, events = self._framing.finish(self)
+        self.events_out += events
+        return out + tail
 
     @property
     def usage_missing(self) -> bool:
         """The stream ended normally, but the upstream never reported its usage."""
         return self.done and self.error is None and self.usage is None
 
-    def _unknown_usage_chunk(self) -> bytes:
-        """The usage chunk the client asked for, when the upstream sent none: counts and cost
-        null (unknown), never zero."""
-        last = self._last
-        if isinstance(last, bytes):
-            try:
-                last = orjson.loads(last)
-            except orjson.JSONDecodeError:
-                last = None
-        base = last if isinstance(last, dict) else {}
-        usage = unknown_usage(OPENAI)
-        self._stamp(None, usage)
-        chunk = {
-            "id": base.get("id", ""),
-            "object": "chat.completion.chunk",
-            "created": base.get("created", 0),
-            "model": base.get("model", ""),
-            "choices": [],
-            "usage": usage,
-        }
-        self.events_out += 1
-        return encode_data(chunk)
-
     def _emit(self, name: str | None, payload: JSON, raw: bytes | None) -> bytes:
         """Stamp usage/cost where the dialect carries them, then encode (raw when unchanged)."""
-        if name == "error" or (self.dialect == OPENAI and "error" in payload):
-            if self.dialect == RESPONSES and self._translator is None:
-                payload, raw = contract_error_event(payload, self.events_out), None
+        framing = self._framing
+        error = framing.error(name, payload, self.events_out, self._translator is None)
+        if error is not None:
+            if error is not payload:
+                payload, raw = error, None
             self.error = _error_type(payload)
             self.done = True  # an error event ends the stream in every dialect
-        elif self.dialect == OPENAI and payload.get("usage"):
-            self._stamp(Usage.read_openai(payload["usage"]), payload["usage"])
-            if not self._include_usage:
-                if not payload.get("choices"):
-                    return b""
-                payload["usage"] = None
-            raw = None
-        elif self.dialect == ANTHROPIC and name == "message_start":
-            self._start_usage = dict((payload.get("message") or {}).get("usage") or {})
-        elif self.dialect == ANTHROPIC and name == "message_delta":
-            usage = payload.get("usage")
-            if Usage.read_anthropic(usage) is None:  # reported no counts: unknown
-                payload["usage"] = unknown_usage(ANTHROPIC)
-                self._stamp(None, payload["usage"])
-            else:
-                merged = {**self._start_usage, **{k: v for k, v in usage.items() if v is not None}}
-                self._stamp(Usage.from_anthropic(merged), usage)
-            raw = None
-        elif self.dialect == RESPONSES and name in FINAL_EVENTS:
-            raw = self._responses_final(payload, raw)
+        else:
+            changed = framing.stamp(name, payload, self)
+            if changed is None:
+                return b""
+            if changed:
+                raw = None
         self.events_out += 1
         if raw is None and self._model and payload.get("model") == "":
             payload["model"] = self._model
-        if self.dialect == OPENAI:
-            self._last = payload
-            return encode_data(raw if raw is not None else payload)
-        return encode_named(name or str(payload.get("type")), raw if raw is not None else payload)
+        return framing.encode(name, raw if raw is not None else payload)
 
-    def _responses_final(self, payload: JSON, raw: bytes | None) -> bytes | None:
-        """``response.completed`` (or incomplete/failed) carries usage: stamp its cost (null,
-        with null counts, when the upstream reported none)."""
-        response = payload.get("response")
-        if not isinstance(response, dict):
-            return raw
-        if response.get("status") == "failed":
-            self.error = str((response.get("error") or {}).get("code") or "provider_error")
-        usage = response.get("usage")
-        counts = usage_from_responses(usage)
-        if counts is None:  # reported no counts: unknown
-            response["usage"] = usage = unknown_usage(RESPONSES)
-        self._stamp(counts, usage)
-        return None
-
-    def _stamp(self, usage: Usage | None, target: JSON) -> None:
+    def stamp(self, usage: Usage | None, target: JSON) -> None:
         """Record the usage (None: the upstream reported none) and put the cost in ``target``."""
-        self._usage_seen = True
+        self.usage_seen = True
         self.usage = usage
         self.cost = None if usage is None else cost(self._price, usage)
         target["cost"] = None if self.cost is None else usd_number(self.cost)
@@ -233,39 +167,3 @@ def _error_type(payload: JSON) -> str:
     if isinstance(error, dict):
         return str(error.get("type") or "provider_error")
     return str(payload.get("code") or "provider_error")  # a Responses API error event
-
-
-def _responses_error(error: GatewayError, sequence_number: int) -> JSON:
-    """The Responses API's ``error`` event; its ``error`` object makes the SDK raise."""
-    inner = error.openai_body()["error"]
-    return {
-        "type": "error",
-        "sequence_number": sequence_number,
-        "code": inner["code"],
-        "message": error.message,
-        "param": error.param,
-        "error": inner,
-    }
-
-
-# Pass-through events the gateway never changes, recognised without parsing their JSON. A
-# quote inside a JSON string is escaped (\"), so these byte patterns can only be the event's
-# own top-level keys, never text the model wrote.
-_ANTHROPIC_UNTOUCHED = frozenset(
-    {"content_block_start", "content_block_delta", "content_block_stop", "ping"}
-)
-
-_RESPONSES_TOUCHED = FINAL_EVENTS | {"error"}
-
-
-def _untouched(wire: str, event: Event) -> bool:
-    if wire == ANTHROPIC:
-        return event.name in _ANTHROPIC_UNTOUCHED
-    if wire == RESPONSES:  # named events; only the final ones and errors are looked at
-        return event.name is not None and event.name not in _RESPONSES_TOUCHED
-    data = event.data
-    return (b'"usage":null' in data or b'"usage": null' in data) and b'"error"' not in data
-
-
-def _named(event: Event) -> bytes:
-    return encode_named(event.name or "", event.data)

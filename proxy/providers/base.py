@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from proxy.config.snapshot import ProviderConfig
 from proxy.errors import GatewayError
 from proxy.pricing import Usage
+from proxy.sse import Event
 
 if TYPE_CHECKING:
     from proxy.engine.route import Target
@@ -60,6 +61,63 @@ class StreamTranslator(Protocol):
     def finish(self) -> Events: ...
 
 
+class StreamState(Protocol):
+    """The stream relay as a :class:`StreamFraming` sees it (:mod:`proxy.engine.relay`)."""
+
+    include_usage: bool  # an OpenAI-dialect client asked for the final usage chunk
+    usage_seen: bool  # an event carrying usage (known or not) went by
+    error: str | None  # the error type that ended the stream, if one did
+
+    def stamp(self, usage: Usage | None, target: JSON) -> None:
+        """Record the stream's usage (None: the upstream reported none) and write its cost
+        (or null) into ``target``, the usage object the client will read."""
+        ...
+
+
+class StreamFraming(Protocol):
+    """How a client dialect's stream carries usage and cost, errors and its end. The relay
+    does the plumbing (parse, translate, count) and asks this, made anew for each stream,
+    about everything that differs between dialects. ``untouched``, ``forward`` and ``ends``
+    are asked only when the upstream speaks the dialect itself (a pass-through)."""
+
+    def untouched(self, event: Event) -> bool:
+        """An event the gateway never changes, known without parsing it: sent as it came."""
+        ...
+
+    def forward(self, event: Event) -> bytes:
+        """An untouched event, encoded for the client."""
+        ...
+
+    def ends(self, name: str | None) -> bool:
+        """Whether this (already sent) event is the upstream's last."""
+        ...
+
+    def error(
+        self, name: str | None, payload: JSON, sequence: int, passthrough: bool
+    ) -> JSON | None:
+        """The event to send when this one is an error (None: it is not); it ends the stream.
+        ``sequence`` is the number of events sent before it; ``passthrough``: it came from an
+        upstream speaking this dialect, not from a translator."""
+        ...
+
+    def stamp(self, name: str | None, payload: JSON, state: StreamState) -> bool | None:
+        """Stamp usage and cost where this event carries them: True when ``payload`` changed,
+        False when it did not, None to drop the event."""
+        ...
+
+    def encode(self, name: str | None, data: JSON | bytes) -> bytes:
+        """One event (a payload, or its unchanged bytes) as SSE for the client."""
+        ...
+
+    def error_event(self, error: GatewayError, sequence: int) -> bytes:
+        """The event that ends a stream the gateway has to fail once it began."""
+        ...
+
+    def finish(self, state: StreamState) -> tuple[bytes, int]:
+        """What the client is owed after the upstream's last event: bytes and event count."""
+        ...
+
+
 class Dialect(Protocol):
     """A client dialect: an inbound endpoint's format, a spoke of the hub."""
 
@@ -80,6 +138,10 @@ class Dialect(Protocol):
 
     def stream_from_unified(self, model: str) -> StreamTranslator | None:
         """A translator of unified chunks into this dialect's events (None: they are the same)."""
+        ...
+
+    def stream_framing(self) -> StreamFraming:
+        """A new stream's framing in this dialect (usage, cost, errors, its end)."""
         ...
 
 

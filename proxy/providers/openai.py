@@ -15,8 +15,15 @@ from proxy.config.snapshot import ProviderConfig
 from proxy.errors import ErrorType, GatewayError, invalid_request
 from proxy.pricing import Usage
 from proxy.providers import responses
-from proxy.providers.base import NativeDialect, StreamTranslator, UpstreamRequest, upstream_url
+from proxy.providers.base import (
+    NativeDialect,
+    StreamFraming,
+    StreamTranslator,
+    UpstreamRequest,
+    upstream_url,
+)
 from proxy.providers.checks import check_numbers
+from proxy.providers.openai_framing import ChatStreamFraming
 from proxy.providers.openai_ids import fit_tool_call_ids
 
 if TYPE_CHECKING:
@@ -90,6 +97,9 @@ class OpenAIDialect:
 
     def stream_from_unified(self, model: str) -> StreamTranslator | None:
         return None
+
+    def stream_framing(self) -> StreamFraming:
+        return ChatStreamFraming()
 
 
 def _headers(provider: ProviderConfig) -> Mapping[str, str]:

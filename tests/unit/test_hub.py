@@ -129,3 +129,7 @@ def test_every_dialect_is_a_complete_spoke() -> None:
         assert dialect.name == name
         for method in ("validate", "request_to_unified", "response_from_unified"):
             assert callable(getattr(dialect, method))
+        framing = dialect.stream_framing()  # the relay asks it all it must know of the dialect
+        for method in ("untouched", "forward", "ends", "error", "stamp", "encode", "finish"):
+            assert callable(getattr(framing, method))
+        assert callable(framing.error_event) and dialect.stream_framing() is not framing

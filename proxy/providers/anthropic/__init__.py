@@ -14,6 +14,7 @@ from proxy.config.snapshot import ProviderConfig
 from proxy.errors import GatewayError
 from proxy.pricing import Usage
 from proxy.providers.anthropic.errors import error_from_anthropic
+from proxy.providers.anthropic.framing import MessagesStreamFraming
 from proxy.providers.anthropic.request import (
     anthropic_to_openai,
     openai_to_anthropic,
@@ -24,7 +25,7 @@ from proxy.providers.anthropic.response import (
     openai_to_anthropic_response,
 )
 from proxy.providers.anthropic.stream import AnthropicToOpenAIStream, OpenAIToAnthropicStream
-from proxy.providers.base import StreamTranslator, UpstreamRequest, upstream_url
+from proxy.providers.base import StreamFraming, StreamTranslator, UpstreamRequest, upstream_url
 
 if TYPE_CHECKING:
     from proxy.engine.route import Target
@@ -90,6 +91,9 @@ class AnthropicDialect:
 
     def stream_from_unified(self, model: str) -> StreamTranslator | None:
         return OpenAIToAnthropicStream(model=model)
+
+    def stream_framing(self) -> StreamFraming:
+        return MessagesStreamFraming()
 
 
 _OWN_HEADERS = frozenset({"x-api-key", "authorization", "anthropic-version", "content-type"})

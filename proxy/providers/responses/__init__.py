@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy.providers.base import StreamTranslator
+from proxy.providers.base import StreamFraming, StreamTranslator
+from proxy.providers.responses.framing import FINAL_EVENTS, ResponsesStreamFraming
 from proxy.providers.responses.request import responses_to_unified, validate_responses_request
 from proxy.providers.responses.response import (
     NAME,
@@ -22,8 +23,6 @@ from proxy.providers.responses.response import (
 from proxy.providers.responses.stream import UnifiedToResponsesStream
 
 JSON = dict[str, Any]
-FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
-"""The events that end a Responses stream (an ``error`` event ends it too)."""
 
 
 class ResponsesDialect:
@@ -42,6 +41,9 @@ class ResponsesDialect:
 
     def stream_from_unified(self, model: str) -> StreamTranslator | None:
         return UnifiedToResponsesStream(model)
+
+    def stream_framing(self) -> StreamFraming:
+        return ResponsesStreamFraming()
 
 
 DIALECT = ResponsesDialect()
