@@ -182,3 +182,24 @@ def _token_refs(
         for i, name in enumerate(values)
         if isinstance(name, str) and not environ.get(name)
     ]
+
+
+def limits_warnings(data: Mapping[str, Any], lines: LineIndex) -> list[Problem]:
+    """Token-scoped limits while inbound auth is off: the gateway then checks no token, so a
+    client that sends another one (or none) is outside the scope, which is rarely meant."""
+    raw = data.get("limits")
+    server = data.get("server") if isinstance(data.get("server"), dict) else {}
+    auth = server.get("auth") if isinstance(server.get("auth"), dict) else {}
+    if not isinstance(raw, dict) or auth.get("tokens_env"):
+        return []
+    warnings = []
+    for section in ("budgets", "rate_limits"):
+        entries = raw.get(section) if isinstance(raw.get(section), list) else []
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict) and entry.get("tokens_env"):
+                message = (
+                    "scopes by inbound token while server.auth is off: no token is checked, so "
+                    "a client sending another one (or none) is not limited by this entry"
+                )
+                warnings.append(lines.problem(("limits", section, i, "tokens_env"), message))
+    return warnings

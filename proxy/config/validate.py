@@ -22,7 +22,7 @@ import yaml
 from jsonschema import Draft202012Validator, ValidationError
 
 from proxy.config.egress import egress_problems
-from proxy.config.limits import limits_problems
+from proxy.config.limits import limits_problems, limits_warnings
 from proxy.config.loader import LineIndex, PathParts, Problem, walk
 from proxy.resources import schema_path
 
@@ -119,7 +119,8 @@ def validate(
 
 
 def find_warnings(data: dict[str, Any], lines: LineIndex) -> list[Problem]:
-    """Loadable but probably unintended: a provider without an API key."""
+    """Loadable but probably unintended: a provider without an API key, token-scoped limits
+    without inbound auth."""
     warnings = []
     for name, provider in _entries(data, "providers"):
         kind = provider.get("type")
@@ -143,7 +144,7 @@ def find_warnings(data: dict[str, Any], lines: LineIndex) -> list[Problem]:
                 "network path can read and change its traffic, API key included"
             )
             warnings.append(lines.problem(("providers", name, "tls", "verify"), message))
-    return warnings
+    return warnings + limits_warnings(data, lines)
 
 
 # --- schema errors -------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from proxy.config.build import load_snapshot
+from proxy.config.build import check, load_snapshot
 from proxy.config.loader import ConfigError
 from proxy.engine.limits.estimate import (
     FALLBACK_MAX_OUTPUT,
@@ -219,6 +219,20 @@ def test_config_builds_exact_limits(tmp_path: Path) -> None:
     assert budget.scope.models == frozenset({"gpt-4"})
     assert "secret-token" not in repr(snapshot.limits)
     assert snapshot.limits.token_scoped and snapshot.limits.enabled
+
+
+def test_token_scoped_limits_without_inbound_auth_are_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T", "secret-token")
+    limits = {"budgets": [{"name": "d", "usd": 1, "tokens_env": ["T"]}]}
+    problems, warnings = check(_config(tmp_path, limits))
+    assert problems == [] and len(warnings) == 1
+    assert "limits.budgets[0].tokens_env" in warnings[0] and "server.auth is off" in warnings[0]
+    with_auth = yaml.safe_load(_config(tmp_path, limits).read_text())
+    with_auth["server"] = {"auth": {"tokens_env": ["T"]}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(with_auth))
+    assert check(tmp_path / "c.yaml") == ([], [])
 
 
 def test_config_problems_name_the_path(tmp_path: Path) -> None:
