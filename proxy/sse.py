@@ -98,4 +98,11 @@ def encode_named(name: str, payload: dict | bytes) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + body + b"\n\n"
 
 
+def encode_typed(name: str | None, payload: dict | bytes) -> bytes:
+    """A named event whose name, when not given, is its payload's ``type``."""
+    if name is None and isinstance(payload, dict):
+        name = str(payload.get("type"))
+    return encode_named(name or "", payload)
+
+
 DONE = b"data: [DONE]\n\n"

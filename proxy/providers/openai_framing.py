@@ -35,8 +35,8 @@ class ChatStreamFraming:
         return (b'"usage":null' in data or b'"usage": null' in data) and b'"error"' not in data
 
     def forward(self, event: Event) -> bytes:
-        data = self._last = event.data
-        return b"data: " + data + b"\n\n"  # encode_data, inline: once per streamed chunk
+        self._last = event.data
+        return encode_data(event.data)
 
     def ends(self, name: str | None) -> bool:
         return False  # the OpenAI wire ends with [DONE], which the relay reads itself
@@ -59,7 +59,7 @@ class ChatStreamFraming:
 
     def encode(self, name: str | None, data: JSON | bytes) -> bytes:
         self._last = data
-        return b"data: " + (data if type(data) is bytes else orjson.dumps(data)) + b"\n\n"
+        return encode_data(data)
 
     def error_event(self, error: GatewayError, sequence: int) -> bytes:
         return encode_data(error.openai_body())

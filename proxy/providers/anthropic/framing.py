@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from proxy.errors import GatewayError
 from proxy.pricing import Usage, unknown_usage
 from proxy.providers.base import StreamState
-from proxy.sse import Event, encode_named
+from proxy.sse import Event, encode_named, encode_typed
 
 JSON = dict[str, Any]
 # Events the gateway never changes, known by their name alone.
@@ -58,14 +56,7 @@ class MessagesStreamFraming:
             state.stamp(Usage.from_anthropic(merged), usage)
         return True
 
-    def encode(self, name: str | None, data: JSON | bytes) -> bytes:
-        if type(data) is bytes:
-            body = data
-        else:
-            body = orjson.dumps(data)
-            if name is None:
-                name = str(data.get("type"))
-        return b"event: " + (name or "").encode() + b"\ndata: " + body + b"\n\n"
+    encode = staticmethod(encode_typed)  # no frame of its own: called once per event
 
     def error_event(self, error: GatewayError, sequence: int) -> bytes:
         return encode_named("error", error.anthropic_body())

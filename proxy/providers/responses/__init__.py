@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from proxy.providers.base import StreamFraming, StreamTranslator
-from proxy.providers.responses.framing import FINAL_EVENTS, ResponsesStreamFraming
+from proxy.providers.responses.framing import ResponsesStreamFraming
 from proxy.providers.responses.request import responses_to_unified, validate_responses_request
 from proxy.providers.responses.response import (
     NAME,
@@ -49,7 +49,6 @@ class ResponsesDialect:
 DIALECT = ResponsesDialect()
 __all__ = [
     "DIALECT",
-    "FINAL_EVENTS",
     "NAME",
     "RESPONSES_COUNTS",
     "ResponsesDialect",
